@@ -1,0 +1,95 @@
+"""TrainConfig: every setting of a run, validated in one place, saved in the run's config.json."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+from core.errors import BadSettingError, UnknownStrategyError
+from core.freezing import STRATEGIES
+from core.registry import TASKS
+
+
+@dataclass
+class TrainConfig:
+    task: str
+    model: str
+    strategy: str = "feature_extraction"
+    epochs: int = 5
+    lr: float | None = None  # None: the default for the model and strategy (see resolved_lr)
+    batch_size: int = 64
+    eval_batch_size: int = 128
+    optimizer: str = "adam"  # adam | adamw
+    weight_decay: float = 0.0
+    scheduler: str = "plateau"  # plateau (on the validation monitor) | step | none
+    plateau_factor: float = 0.6
+    plateau_patience: int = 2
+    min_lr: float = 1e-7
+    step_size: int = 1
+    step_gamma: float = 0.1
+    train_limit: int | None = None
+    eval_limit: int | None = None
+    val_fraction: float = 0.1  # held out of the training split for per-epoch validation
+    data_dir: str | None = None
+    data_file: str | None = None  # a user file instead of the built-in data (QA JSON, tweet CSV)
+    seed: int = 0
+    max_minutes: float | None = None  # time budget: stop cleanly at a checkpoint, resumable
+    checkpoint_every: int = 1  # epochs between checkpoints (a stop or cancel always checkpoints)
+    feature_cache: bool = True  # cache the frozen part's outputs (feature_extraction, last_block)
+    cache_max_gb: float = 4.0  # larger caches fall back to the uncached path
+    hflip: bool = True  # images: random horizontal flips while training
+    weights: str = "auto"  # auto | hub | offline | random
+    device: str = "auto"  # auto | cpu | cuda
+    max_length: int | None = None  # text tasks: tokens per example (window size for QA)
+    doc_stride: int = 128  # QA: overlap between windows
+    preset: str | None = None
+
+    def validate(self) -> "TrainConfig":
+        """Raise a one-sentence error for any setting a run cannot use."""
+        if self.task not in TASKS:
+            raise BadSettingError(f"Unknown task '{self.task}'. Choose one of: {', '.join(TASKS)}.")
+        if self.strategy not in STRATEGIES:
+            raise UnknownStrategyError(
+                f"Unknown strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGIES)}.")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise BadSettingError(f"The learning rate must be a positive number; got {self.lr}.")
+        for name in ("epochs", "batch_size", "eval_batch_size", "checkpoint_every"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise BadSettingError(f"{name.replace('_', ' ').capitalize()} must be a whole number of at least 1; "
+                                      f"got {value}.")
+        for name in ("train_limit", "eval_limit"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise BadSettingError(f"The {name.replace('_', ' ')} must be a positive number of examples; "
+                                      f"got {value}.")
+        if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
+            raise BadSettingError(f"The validation fraction must be at least 0 and below 1; got {self.val_fraction}.")
+        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+            raise BadSettingError(f"The time budget must be a positive number of minutes; got {self.max_minutes}.")
+        if self.optimizer not in ("adam", "adamw"):
+            raise BadSettingError(f"Unknown optimizer '{self.optimizer}'; use adam or adamw.")
+        if self.scheduler not in ("plateau", "step", "none"):
+            raise BadSettingError(f"Unknown scheduler '{self.scheduler}'; use plateau, step or none.")
+        for name in ("weight_decay", "plateau_factor", "step_gamma", "min_lr", "cache_max_gb"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise BadSettingError(f"{name.replace('_', ' ').capitalize()} must be a finite number >= 0; "
+                                      f"got {value}.")
+        return self
+
+    def resolved_lr(self, default_lr: float) -> float:
+        """The learning rate a run uses: the explicit one, else 1e-3 for a fresh head or a network trained from
+        scratch, else the model's fine-tuning default."""
+        if self.lr is not None:
+            return float(self.lr)
+        if self.strategy in ("feature_extraction", "scratch"):
+            return max(default_lr, 1e-3)
+        return default_lr
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})

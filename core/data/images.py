@@ -1,0 +1,247 @@
+"""Image classification data: CIFAR-10 (local tar.gz read in place, or the Hub), or any ``<split>/<class>/*`` folder.
+
+Every loader returns an :class:`ImageSplit`: uint8 images (N, 3, H, W) in memory, integer labels, class names
+and one id per image. Resizing to the backbone's input size and normalisation happen per batch inside the model
+(``ImageClassifier.preprocess``), so a 32x32 CIFAR-10 image is stored once at 32x32.
+
+>>> test = load_images("test", data_dir="../shared/datasets")   # doctest: +SKIP
+>>> test.images.shape, test.classes[:2]                          # doctest: +SKIP
+(torch.Size([10000, 3, 32, 32]), ('airplane', 'automobile'))
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from core.errors import BadInputError, BadSettingError, DataNotFoundError
+from core.paths import cache_dir, data_dir as default_data_dir
+
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR10_ARCHIVES = {"train": "cifar10_train_jpeg.tar.gz", "test": "cifar10_test_jpeg.tar.gz"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+MAX_IMAGE_BYTES = 50 * 1024 * 1024
+MAX_IMAGE_PIXELS = 80_000_000  # about 9000 x 9000: beyond this PIL's decompression-bomb guard is a real risk
+FOLDER_IMAGE_SIZE = 224  # images of a generic folder are stored at this square size
+
+
+@dataclass
+class ImageSplit:
+    images: torch.Tensor  # (N, 3, H, W) uint8
+    labels: torch.Tensor  # (N,) int64
+    classes: tuple[str, ...]
+    ids: list[str]
+    source: str
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def subset(self, index: torch.Tensor) -> "ImageSplit":
+        idx = index.tolist()
+        return ImageSplit(self.images[index], self.labels[index], self.classes, [self.ids[i] for i in idx],
+                          self.source)
+
+
+def decode_image(data: bytes, size: int | None = None) -> torch.Tensor:
+    """Decode any image (RGBA, grayscale, palette, huge) to a uint8 (3, H, W) tensor, optionally square-resized.
+
+    Raises BadInputError with one sentence for empty, corrupt or oversized input.
+    >>> decode_image(open("assets/images/cat.png", "rb").read(), size=32).shape   # doctest: +SKIP
+    torch.Size([3, 32, 32])
+    """
+    if not data:
+        raise BadInputError("The image is empty.")
+    if len(data) > MAX_IMAGE_BYTES:
+        raise BadInputError(f"The image is {len(data) / 2**20:.0f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB.")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            if img.width * img.height > MAX_IMAGE_PIXELS:
+                raise BadInputError(
+                    f"The image is {img.width}x{img.height} pixels; the limit is {MAX_IMAGE_PIXELS:,} pixels."
+                )
+            img.draft("RGB", (size * 4, size * 4) if size else None)  # JPEG: decode at a reduced scale when huge
+            rgb = _to_rgb(img)
+            if size is not None:
+                rgb = _center_square(rgb).resize((size, size), Image.BILINEAR)
+            arr = np.asarray(rgb, dtype=np.uint8)
+    except BadInputError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
+        raise BadInputError(f"The file is not a readable image ({type(err).__name__}).") from None
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
+
+
+def _to_rgb(img: Image.Image) -> Image.Image:
+    if img.mode in ("RGBA", "LA", "P"):
+        img = img.convert("RGBA")
+        background = Image.new("RGBA", img.size, (255, 255, 255, 255))  # transparent pixels become white
+        return Image.alpha_composite(background, img).convert("RGB")
+    return img.convert("RGB")
+
+
+def _center_square(img: Image.Image) -> Image.Image:
+    w, h = img.size
+    side = min(w, h)
+    left, top = (w - side) // 2, (h - side) // 2
+    return img.crop((left, top, left + side, top + side))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# CIFAR-10 from the shared tar.gz archives
+# ---------------------------------------------------------------------------------------------------------------
+def _cifar_archive(split: str, root: Path) -> Path:
+    if split not in CIFAR10_ARCHIVES:
+        raise BadSettingError(f"CIFAR-10 has the splits train and test, not '{split}'.")
+    path = root / "cifar10" / CIFAR10_ARCHIVES[split]
+    if not path.is_file():
+        raise DataNotFoundError(f"CIFAR-10 {split} archive not found at {path}.")
+    return path
+
+
+def _archive_key(path: Path) -> str:
+    st = path.stat()
+    return hashlib.sha1(f"{path.resolve()}:{st.st_size}:{st.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def load_cifar10(split: str, data_dir: str | os.PathLike | None = None) -> ImageSplit:
+    """CIFAR-10 ``split`` from ``<data_dir>/cifar10/*.tar.gz``, decoded once and cached as .npy in the cache dir."""
+    archive = _cifar_archive(split, default_data_dir(data_dir))
+    cached = cache_dir() / f"cifar10_{split}_{_archive_key(archive)}.npz"
+    if cached.is_file():
+        with np.load(cached, allow_pickle=False) as z:
+            images, labels, ids = z["images"], z["labels"], [str(s) for s in z["ids"]]
+    else:
+        images, labels, ids = _decode_cifar_archive(archive)
+        tmp = cached.with_suffix(".tmp.npz")
+        np.savez(tmp, images=images, labels=labels, ids=np.array(ids))
+        os.replace(tmp, cached)
+    return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels).long(), CIFAR10_CLASSES, ids,
+                      f"local:{archive}")
+
+
+def _decode_cifar_archive(archive: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    class_index = {c: i for i, c in enumerate(CIFAR10_CLASSES)}
+    entries: list[tuple[str, int, np.ndarray]] = []
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) < 3 or parts[-2] not in class_index:
+                continue
+            data = tar.extractfile(member).read()
+            entries.append((member.name, class_index[parts[-2]], decode_image(data).numpy()))
+    if not entries:
+        raise DataNotFoundError(f"No CIFAR-10 images found inside {archive}.")
+    entries.sort(key=lambda e: e[0])
+    images = np.stack([e[2] for e in entries])  # (N, 3, 32, 32)
+    labels = np.array([e[1] for e in entries], dtype=np.int64)
+    return images, labels, [e[0] for e in entries]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# A generic <root>/<split>/<class>/* folder
+# ---------------------------------------------------------------------------------------------------------------
+def load_image_folder(root: str | os.PathLike, split: str, size: int = FOLDER_IMAGE_SIZE) -> ImageSplit:
+    """Images under ``<root>/<split>/<class>/``; class names are the sorted sub-folder names.
+
+    Unreadable files are skipped and counted in ``source`` rather than failing the whole split.
+    """
+    base = Path(root) / split
+    if not base.is_dir():
+        raise DataNotFoundError(f"Image folder {base} does not exist (expected <root>/<split>/<class>/*).")
+    classes = tuple(sorted(d.name for d in base.iterdir() if d.is_dir()))
+    if not classes:
+        raise DataNotFoundError(f"Image folder {base} has no class sub-folders.")
+    images, labels, ids, skipped = [], [], [], 0
+    for ci, cls in enumerate(classes):
+        for f in sorted((base / cls).iterdir()):
+            if f.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                images.append(decode_image(f.read_bytes(), size=size))
+            except BadInputError:
+                skipped += 1
+                continue
+            labels.append(ci)
+            ids.append(f"{split}/{cls}/{f.name}")
+    if not images:
+        raise DataNotFoundError(f"No readable images under {base}.")
+    note = f" ({skipped} unreadable files skipped)" if skipped else ""
+    return ImageSplit(torch.stack(images), torch.tensor(labels), classes, ids, f"folder:{base}{note}")
+
+
+def load_cifar10_hub(split: str) -> ImageSplit:
+    """CIFAR-10 from the Hugging Face Hub (uoft-cs/cifar10) through ``datasets``; needs internet."""
+    try:
+        import datasets
+
+        ds = datasets.load_dataset("uoft-cs/cifar10", split=split)
+    except Exception as err:
+        raise DataNotFoundError(f"Could not load CIFAR-10 from the Hub: {err}") from err
+    images = torch.stack([torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+                          for im in ds["img"]])
+    return ImageSplit(images, torch.tensor(ds["label"]), CIFAR10_CLASSES,
+                      [f"{split}/{i:05d}" for i in range(len(ds))], "hub:uoft-cs/cifar10")
+
+
+def load_images(split: str, data_dir: str | os.PathLike | None = None) -> ImageSplit:
+    """The one entry point: CIFAR-10 archives if ``data_dir`` holds them, a ``<split>/<class>`` folder if it is
+    one, the Hub when no local data exists and the Hub answers."""
+    root = default_data_dir(data_dir)
+    if (root / "cifar10").is_dir():
+        return load_cifar10(split, root)
+    if (root / split).is_dir():
+        return load_image_folder(root, split)
+    if data_dir is None:
+        from core.hub import hub_available
+
+        if hub_available():
+            return load_cifar10_hub(split)
+    raise DataNotFoundError(
+        f"No image data at {root}: expected cifar10/*.tar.gz or a {split}/<class>/ folder there."
+    )
+
+
+def balanced_subset(labels: torch.Tensor, limit: int | None, seed: int = 0) -> torch.Tensor:
+    """Indices of at most ``limit`` examples, as equal per class as possible, in a seeded order.
+
+    >>> balanced_subset(torch.tensor([0, 0, 0, 1, 1, 1]), 4).tolist().__len__()
+    4
+    """
+    n = len(labels)
+    if limit is None or limit >= n:
+        return torch.arange(n)
+    if limit <= 0:
+        raise BadSettingError("A data limit must be a positive number of examples.")
+    g = torch.Generator().manual_seed(seed)
+    classes = torch.unique(labels)
+    per_class = [torch.nonzero(labels == c).flatten() for c in classes]
+    per_class = [idx[torch.randperm(len(idx), generator=g)] for idx in per_class]
+    # Round-robin over classes so the first ``limit`` picks are balanced; classes that run out drop out.
+    picked: list[int] = []
+    depth = 0
+    while len(picked) < limit:
+        for idx in per_class:
+            if depth < len(idx) and len(picked) < limit:
+                picked.append(int(idx[depth]))
+        depth += 1
+    return torch.tensor(sorted(picked))
+
+
+def split_train_val(labels: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-stratified (train_idx, val_idx) of a training split."""
+    if not 0 <= val_fraction < 1:
+        raise BadSettingError("The validation fraction must be at least 0 and below 1.")
+    n_val = int(round(len(labels) * val_fraction))
+    if n_val == 0:
+        return torch.arange(len(labels)), torch.arange(0)
+    val = balanced_subset(labels, n_val, seed + 1)
+    mask = torch.ones(len(labels), dtype=torch.bool)
+    mask[val] = False
+    return torch.nonzero(mask).flatten(), val

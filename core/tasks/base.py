@@ -1,0 +1,108 @@
+"""The contract between a task and the training engine.
+
+A TaskRun owns one model and its data for one run. The engine (core.train.fit) asks it for the batches of an
+epoch, for one training step's loss, and for an evaluation; it never looks inside the model or the data.
+Batches are small descriptors (index tensors), so a resumed run can skip the batches already done for free.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from core.config import TrainConfig
+from core.errors import RunNotFoundError
+from core.freezing import apply_strategy, count_parameters
+
+
+@dataclass
+class EvalResult:
+    metrics: dict  # always has "loss" and the task's monitor/headline metric
+    predictions: list[dict] = field(default_factory=list)
+
+
+ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
+
+
+class TaskRun(abc.ABC):
+    task: str = ""
+    monitor: str = "accuracy"  # validation metric the plateau scheduler maximises
+    headline: str = "accuracy"  # the one number run lists show
+
+    def __init__(self, cfg: TrainConfig, device: torch.device):
+        self.cfg = cfg
+        self.device = device
+        self.model: nn.Module | None = None
+        self.spec = None
+
+    # -- model ----------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_model(self, labels: list[str] | None = None) -> nn.Module:
+        """Build the model (weights per cfg), apply the strategy, move it to the device, set self.model."""
+
+    def parameter_counts(self) -> dict[str, int]:
+        return count_parameters(self.model)
+
+    def _finish_model(self, model: nn.Module) -> nn.Module:
+        apply_strategy(model, self.cfg.strategy)
+        self.model = model.to(self.device)
+        return self.model
+
+    # -- data and training ----------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def load_data(self, splits: tuple[str, ...] = ("train", "val", "test")) -> None:
+        """Load the splits a run needs, honouring train_limit/eval_limit/val_fraction."""
+
+    def prepare_training(self, progress: ProgressFn | None = None) -> dict:
+        """Work done once before the first epoch (e.g. the frozen-feature cache); returns facts for config.json."""
+        return {}
+
+    @abc.abstractmethod
+    def train_batches(self, epoch: int) -> list[Any]:
+        """The batches of one epoch, in order, deterministic in (seed, epoch)."""
+
+    @abc.abstractmethod
+    def train_step(self, batch: Any) -> tuple[torch.Tensor, int, int]:
+        """Forward one batch in training mode: (mean loss, number correct, number of examples)."""
+
+    @abc.abstractmethod
+    def evaluate(self, split: str, progress: ProgressFn | None = None) -> EvalResult:
+        """Metrics (and per-example predictions) on "val" or "test"."""
+
+    def has_split(self, name: str) -> bool:
+        """True when ``name`` is loaded and not empty (a run without a validation split skips it)."""
+        split = getattr(self, "splits", {}).get(name)
+        return split is not None and len(split) > 0
+
+    def describe(self) -> dict:
+        """Facts about the data for config.json (labels, sizes, sources)."""
+        return {}
+
+    # -- weights --------------------------------------------------------------------------------------------
+    def state_to_save(self) -> dict[str, torch.Tensor]:
+        """Trainable parameters and every buffer; frozen weights are rebuilt from their source on reopening."""
+        trainable = {n for n, p in self.model.named_parameters() if p.requires_grad}
+        buffers = {n for n, _ in self.model.named_buffers()}
+        return {k: v for k, v in self.model.state_dict().items() if k in trainable or k in buffers}
+
+    def frozen_fingerprint(self) -> float:
+        """A cheap checksum of the frozen weights, to check that reopening rebuilt the same ones."""
+        total = 0.0
+        for p in self.model.parameters():
+            if not p.requires_grad:
+                total += float(p.detach().double().abs().sum())
+        return total
+
+    def load_state(self, tensors: dict[str, torch.Tensor], fingerprint: float | None = None) -> None:
+        result = self.model.load_state_dict(tensors, strict=False)
+        if result.unexpected_keys:
+            raise RunNotFoundError("The saved weights do not fit this model (unexpected tensors: "
+                                   f"{', '.join(result.unexpected_keys[:3])}).")
+        if fingerprint is not None:
+            now = self.frozen_fingerprint()
+            if abs(now - fingerprint) > 1e-6 * max(1.0, abs(fingerprint)):
+                raise RunNotFoundError("The frozen weights rebuilt for this run differ from the ones it was "
+                                       "trained with (the pretrained source changed), so it cannot be reopened.")

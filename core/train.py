@@ -1,0 +1,404 @@
+"""One training engine for every task: fit(), checkpoints, resume, time budget, cancellation.
+
+The engine knows nothing about images, tweets or questions: a TaskRun (core/tasks) gives it batches, a loss per
+batch and an evaluation. It builds the optimizer from trainable parameters only (frozen layers never reach it),
+uses bf16 autocast on a GPU, steps ReduceLROnPlateau on the validation monitor (or StepLR), and writes the run
+store as it goes, so a crash, a cancel or the end of the time budget loses at most the current epoch's steps
+since the last checkpoint — and a stop or cancel checkpoints first.
+
+Determinism: the batch order of epoch e depends only on (seed, e); dropout draws from the global torch RNG,
+whose state is saved in every checkpoint. So on CPU a run interrupted and resumed ends with the same weights
+and metrics as one that never stopped.
+
+>>> run = train(TrainConfig(task="images", model="efficientnet_lite0", epochs=1, train_limit=200))  # doctest: +SKIP
+"""
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+
+from core import registry
+from core.config import TrainConfig
+from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
+from core.freezing import set_train_mode, trainable_parameters
+from core.runs import Run, create_run, open_run
+from core.tasks import task_class
+from core.tasks.base import TaskRun
+
+
+@dataclass
+class Progress:
+    """What a progress callback receives, after every step and phase change."""
+
+    phase: str  # "cache", "train", "eval:val", "eval:test", "done"
+    epoch: int  # 0-based
+    epochs: int
+    step: int  # steps done in this epoch (or items done in a cache/eval phase)
+    steps: int  # steps in this epoch (or items in the phase)
+    global_step: int
+    total_steps: int
+    loss: float | None
+    elapsed: float  # seconds since this process started the run
+    eta: float | None  # seconds left for training, from the mean step time so far
+    message: str = ""
+
+
+ProgressCallback = Callable[[Progress], None]
+EpochCallback = Callable[[dict], None]
+
+
+@dataclass
+class FitState:
+    epoch: int = 0  # epoch in progress (0-based)
+    step_in_epoch: int = 0  # batches of that epoch already done
+    global_step: int = 0
+    train_loss_sum: float = 0.0  # running sums of the epoch in progress
+    train_correct: int = 0
+    train_count: int = 0
+    epoch_seconds: float = 0.0  # training seconds spent in the epoch in progress
+    history: list[dict] = field(default_factory=list)
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise BadSettingError("A GPU was asked for but none is available on this machine.")
+    return torch.device(name)
+
+
+def make_task(cfg: TrainConfig, device: torch.device | None = None) -> TaskRun:
+    return task_class(cfg.task)(cfg, device or pick_device(cfg.device))
+
+
+def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
+    if not params:
+        raise BadSettingError("This strategy leaves no parameter trainable.")
+    if cfg.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
+    if cfg.scheduler == "plateau":
+        # mode max: the monitor is an accuracy/F1; factor 0.6 and floor 1e-7 as in the course's experiments.
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, mode="max", factor=cfg.plateau_factor,
+                                                          patience=cfg.plateau_patience, min_lr=cfg.min_lr)
+    if cfg.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.step_gamma)
+    return None
+
+
+# -- optimizer state <-> safetensors + JSON (no pickle) ----------------------------------------------------------
+def optimizer_to_safe(optimizer: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
+    sd = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for pid, state in sd["state"].items():
+        for key, value in state.items():
+            name = f"{pid}/{key}"
+            if torch.is_tensor(value):
+                tensors[name] = value
+            else:
+                scalars[name] = value
+    return {"param_groups": sd["param_groups"], "scalars": scalars}, tensors
+
+
+def optimizer_from_safe(optimizer: torch.optim.Optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
+    state: dict[int, dict] = {}
+    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
+        pid, key = name.split("/", 1)
+        state.setdefault(int(pid), {})[key] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _is_oom(err: BaseException) -> bool:
+    return isinstance(err, torch.OutOfMemoryError) or "out of memory" in str(err).lower()
+
+
+class Trainer:
+    """Runs one TaskRun to completion (or to a cancel / the time budget), writing the run store."""
+
+    def __init__(self, task: TaskRun, run: Run, on_progress: ProgressCallback | None = None,
+                 on_epoch: EpochCallback | None = None, cancel: threading.Event | None = None):
+        self.task, self.run, self.cfg = task, run, task.cfg
+        self.on_progress, self.on_epoch = on_progress, on_epoch
+        self.cancel = cancel or threading.Event()
+        self.state = FitState()
+        self.started = time.monotonic()
+        self.lr = self.cfg.resolved_lr(task.spec.default_lr)
+        self.optimizer = make_optimizer(self.cfg, trainable_parameters(task.model), self.lr)
+        self.scheduler = make_scheduler(self.cfg, self.optimizer)
+
+    # -- checkpoints ----------------------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        opt_meta, opt_tensors = optimizer_to_safe(self.optimizer)
+        opt_tensors["rng/cpu"] = torch.get_rng_state()
+        if torch.cuda.is_available():
+            opt_tensors["rng/cuda"] = torch.cuda.get_rng_state()
+        s = self.state
+        self.run.save_weights(self.task.state_to_save())
+        self.run.save_checkpoint({
+            "epoch": s.epoch, "step_in_epoch": s.step_in_epoch, "global_step": s.global_step,
+            "train_loss_sum": s.train_loss_sum, "train_correct": s.train_correct, "train_count": s.train_count,
+            "epoch_seconds": s.epoch_seconds,
+            "optimizer": opt_meta,
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+        }, opt_tensors)
+
+    def restore_checkpoint(self) -> None:
+        meta, tensors = self.run.load_checkpoint()
+        self.task.load_state(self.run.load_weights())
+        torch.set_rng_state(tensors.pop("rng/cpu"))
+        cuda_rng = tensors.pop("rng/cuda", None)
+        if cuda_rng is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state(cuda_rng)
+        optimizer_from_safe(self.optimizer, meta["optimizer"], tensors)
+        if self.scheduler is not None and meta.get("scheduler") is not None:
+            self.scheduler.load_state_dict(meta["scheduler"])
+        s = self.state
+        s.epoch, s.step_in_epoch, s.global_step = meta["epoch"], meta["step_in_epoch"], meta["global_step"]
+        s.train_loss_sum, s.train_correct = meta["train_loss_sum"], meta["train_correct"]
+        s.train_count, s.epoch_seconds = meta["train_count"], meta["epoch_seconds"]
+        # Epochs finished after the checkpoint was written are redone: keep history up to the checkpoint.
+        s.history = [row for row in self.run.read_history() if row["epoch"] < s.epoch]
+        self.run.write_history(s.history)
+
+    # -- progress -------------------------------------------------------------------------------------------
+    def _emit(self, phase: str, step: int, steps: int, loss: float | None = None, message: str = "",
+              total_steps: int = 0, train_seconds: float = 0.0, steps_this_process: int = 0) -> None:
+        if self.on_progress is None:
+            return
+        eta = None
+        if phase == "train" and steps_this_process > 0:
+            eta = train_seconds / steps_this_process * max(0, total_steps - self.state.global_step)
+        self.on_progress(Progress(phase, self.state.epoch, self.cfg.epochs, step, steps, self.state.global_step,
+                                  total_steps, loss, time.monotonic() - self.started, eta, message))
+
+    def _phase_progress(self, phase: str, done: int, total: int) -> None:
+        self._emit(phase, done, total)
+
+    # -- the loop -------------------------------------------------------------------------------------------
+    def fit(self) -> Run:
+        """Train to the configured number of epochs, then evaluate on the test split.
+
+        Returns the run. Raises CancelledError on a cancel (after checkpointing); a time-budget stop returns
+        normally with status "stopped".
+        """
+        cfg, task, s = self.cfg, self.task, self.state
+        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+        steps_per_epoch = len(task.train_batches(0))
+        total_steps = steps_per_epoch * cfg.epochs
+        self.run.set_status("running", f"Training {cfg.model} ({cfg.strategy}).")
+        train_seconds, steps_this_process = 0.0, 0
+
+        while s.epoch < cfg.epochs:
+            batches = task.train_batches(s.epoch)
+            set_train_mode(task.model, True)
+            t_epoch = time.monotonic()
+            for batch in batches[s.step_in_epoch:]:
+                if self.cancel.is_set():
+                    s.epoch_seconds += time.monotonic() - t_epoch
+                    self.save_checkpoint()
+                    self.run.set_status("cancelled", f"Cancelled at epoch {s.epoch + 1}, step {s.step_in_epoch}; "
+                                                     "the checkpoint is kept and the run can be resumed.")
+                    raise CancelledError("The run was cancelled; its last checkpoint is kept.")
+                t0 = time.monotonic()
+                with _autocast(task.device):
+                    loss, correct, count = task.train_step(batch)
+                if not torch.isfinite(loss):
+                    raise BadSettingError(f"Training diverged (the loss is {float(loss)}) at epoch {s.epoch + 1}, "
+                                          f"step {s.step_in_epoch + 1}; try a lower learning rate.")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                dt = time.monotonic() - t0
+                train_seconds += dt
+                steps_this_process += 1
+                s.step_in_epoch += 1
+                s.global_step += 1
+                s.train_loss_sum += loss.detach().item() * count
+                s.train_correct += correct
+                s.train_count += count
+                self._emit("train", s.step_in_epoch, len(batches), loss.detach().item(), total_steps=total_steps,
+                           train_seconds=train_seconds, steps_this_process=steps_this_process)
+                if budget is not None and time.monotonic() - self.started > budget and \
+                        s.step_in_epoch < len(batches):
+                    s.epoch_seconds += time.monotonic() - t_epoch
+                    self.save_checkpoint()
+                    msg = (f"Stopped by the {cfg.max_minutes:g}-minute budget at epoch {s.epoch + 1}, step "
+                           f"{s.step_in_epoch}; resume with: python -m core train --resume {self.run.path}")
+                    self.run.set_status("stopped", msg)
+                    return self.run
+            s.epoch_seconds += time.monotonic() - t_epoch
+            self._end_epoch(total_steps)
+            last = s.epoch >= cfg.epochs
+            over_budget = budget is not None and time.monotonic() - self.started > budget
+            if last or over_budget or s.epoch % cfg.checkpoint_every == 0:
+                self.save_checkpoint()
+            if over_budget and not last:
+                msg = (f"Stopped by the {cfg.max_minutes:g}-minute budget after epoch {s.epoch}; resume with: "
+                       f"python -m core train --resume {self.run.path}")
+                self.run.set_status("stopped", msg)
+                return self.run
+        self._final_evaluation()
+        return self.run
+
+    def _end_epoch(self, total_steps: int) -> None:
+        s, task = self.state, self.task
+        row = {
+            "epoch": s.epoch,
+            "train_loss": s.train_loss_sum / max(1, s.train_count),
+            "train_accuracy": s.train_correct / max(1, s.train_count),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "seconds": s.epoch_seconds,
+        }
+        if task.has_split("val"):
+            t0 = time.monotonic()
+            val = task.evaluate("val", self._phase_progress)
+            row["val_loss"] = val.metrics["loss"]
+            row[f"val_{task.monitor}"] = val.metrics[task.monitor]
+            row["eval_seconds"] = time.monotonic() - t0
+            if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                self.scheduler.step(val.metrics[task.monitor])
+        if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step()
+        s.history.append(row)
+        self.run.append_history(row)
+        if self.on_epoch:
+            self.on_epoch(row)
+        s.epoch += 1
+        s.step_in_epoch = 0
+        s.train_loss_sum, s.train_correct, s.train_count, s.epoch_seconds = 0.0, 0, 0, 0.0
+
+    def _final_evaluation(self) -> None:
+        result = self.task.evaluate("test", self._phase_progress)
+        counts = self.task.parameter_counts()
+        epoch_secs = [r["seconds"] for r in self.state.history]
+        metrics = dict(result.metrics)
+        metrics["parameters"] = counts
+        metrics["seconds_per_epoch"] = epoch_secs
+        metrics["mean_seconds_per_epoch"] = sum(epoch_secs) / len(epoch_secs) if epoch_secs else None
+        self.run.write_metrics(metrics)
+        self.run.write_predictions(result.predictions)
+        self.run.set_status("completed", f"Finished: test {self.task.headline} "
+                                         f"{metrics.get(self.task.headline, float('nan')):.4f}.")
+        self._emit("done", 1, 1)
+
+
+def _run_config(task: TaskRun, prepared: dict, lr: float) -> dict:
+    cfg = task.cfg
+    return {
+        "train": cfg.to_json(),
+        "lr": lr,
+        "model_spec": task.spec.to_json(),
+        "weights_source": getattr(task.model, "weights_source", "unknown"),
+        "pretrained": bool(getattr(task.model, "pretrained", False)),
+        "parameters": task.parameter_counts(),
+        "frozen_fingerprint": task.frozen_fingerprint(),
+        "headline_metric": task.headline,
+        "device": str(task.device),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        **task.describe(),
+        **prepared,
+    }
+
+
+def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_root: str | None = None,
+          on_progress: ProgressCallback | None = None, on_epoch: EpochCallback | None = None,
+          cancel: threading.Event | None = None) -> Run:
+    """Train a new run from ``cfg``, or continue the run at ``resume`` from its last checkpoint.
+
+    Typed errors (TransferLabError) leave the run folder with status "failed" and a one-sentence message; what
+    was already checkpointed stays on disk.
+    """
+    if resume is not None:
+        run = open_run(resume, runs_root)
+        saved = run.read_config()
+        cfg = TrainConfig.from_json(saved["train"])
+        if not run.has_checkpoint():
+            raise BadSettingError(f"Run {run.id} has no checkpoint to resume from.")
+    else:
+        if cfg is None:
+            raise BadSettingError("Give a training configuration or a run to resume.")
+        cfg.validate()
+        spec = registry.get(cfg.model)
+        if spec.task != cfg.task:
+            raise BadSettingError(f"Model '{cfg.model}' is for the {spec.task} task, not {cfg.task}.")
+        run = create_run(cfg.model, cfg.strategy, runs_root)
+    try:
+        task = make_task(cfg)
+        task.load_data()
+        task.build_model(saved.get("labels") if resume is not None else None)
+        trainer = Trainer(task, run, on_progress, on_epoch, cancel)
+        if resume is not None:
+            trainer.restore_checkpoint()
+        else:
+            run.write_config(_run_config(task, {}, trainer.lr))
+        t0 = time.monotonic()
+        prepared = task.prepare_training(trainer._phase_progress)
+        prepared["prepare_seconds"] = time.monotonic() - t0
+        if resume is None:
+            run.write_config(_run_config(task, prepared, trainer.lr))
+        return trainer.fit()
+    except CancelledError:
+        raise
+    except TransferLabError as err:
+        run.set_status("failed", str(err))
+        raise
+    except (RuntimeError, torch.OutOfMemoryError) as err:
+        if _is_oom(err):
+            msg = (f"Out of memory at batch size {cfg.batch_size}; the last checkpoint is kept: try a smaller batch "
+                   "size.")
+            run.set_status("failed", msg)
+            raise OutOfMemoryError(msg) from err
+        run.set_status("failed", f"Training failed: {type(err).__name__}: {err}")
+        raise
+
+
+def load_run_task(ref: str, runs_root: str | None = None, device: torch.device | None = None,
+                  data_dir: str | None = None) -> tuple[Run, TaskRun]:
+    """Rebuild a saved run's model with its weights, ready to evaluate or predict (no data loaded)."""
+    run = open_run(ref, runs_root)
+    saved = run.read_config()
+    cfg = TrainConfig.from_json(saved["train"])
+    if data_dir is not None:
+        cfg.data_dir = data_dir
+    # Rebuild the frozen part from the same source it was trained with.
+    source = saved.get("weights_source", "")
+    if source.startswith("untrained"):
+        cfg.weights = "random"
+    elif source.startswith("package:"):
+        cfg.weights = "offline"
+    elif source.startswith("hub:"):
+        cfg.weights = "hub"
+    task = make_task(cfg, device)
+    task.build_model(saved.get("labels"))
+    task.load_state(run.load_weights(), saved.get("frozen_fingerprint"))
+    task.model.eval()
+    return run, task
+
+
+def evaluate_run(ref: str, runs_root: str | None = None, data_dir: str | None = None, data_file: str | None = None,
+                 write: bool = False) -> dict:
+    """Re-evaluate a saved run on its test split (or another data folder/file); returns the metrics."""
+    run, task = load_run_task(ref, runs_root, data_dir=data_dir)
+    if data_file is not None:
+        task.cfg.data_file = data_file
+    task.load_data(("test",))
+    result = task.evaluate("test")
+    if write:
+        run.write_metrics({**(run.read_metrics() or {}), **result.metrics})
+        run.write_predictions(result.predictions)
+    return result.metrics
+
