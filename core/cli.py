@@ -31,6 +31,13 @@ def cmd_models(args) -> None:
     if args.json:
         _print_json([s.to_json() for s in specs])
         return
+    if args.markdown:
+        print("| name | task | hub id (pretrained with internet) | offline here | what last_block trains |")
+        print("|---|---|---|---|---|")
+        for s in specs:
+            offline = f"packaged: {s.offline_source}" if s.offline == "packaged" else "untrained (random weights)"
+            print(f"| `{s.name}` | {s.task} | `{s.hub_id or '-'}` | {offline} | {s.last_block or '-'} |")
+        return
     for s in specs:
         print(f"{s.name:22} {s.task:7} {s.family:20} offline: {s.offline:9} hub: {s.hub_id or '-'}")
 
@@ -187,6 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     m = sub.add_parser("models", help="list the registry's models")
     m.add_argument("--task", choices=registry.TASKS)
     m.add_argument("--json", action="store_true")
+    m.add_argument("--markdown", action="store_true", help="the README's model table")
     m.set_defaults(func=cmd_models)
 
     c = sub.add_parser("params", help="count trainable/total parameters of a model under a strategy")

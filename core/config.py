@@ -17,7 +17,7 @@ class TrainConfig:
     epochs: int = 5
     lr: float | None = None  # None: the default for the model and strategy (see resolved_lr)
     batch_size: int = 64
-    eval_batch_size: int = 128
+    eval_batch_size: int = 64
     optimizer: str = "adam"  # adam | adamw
     weight_decay: float = 0.0
     scheduler: str = "plateau"  # plateau (on the validation monitor) | step | none

@@ -24,9 +24,11 @@ import torch
 
 from core import registry
 from core.config import TrainConfig
-from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
+from core.errors import (BadSettingError, CancelledError, OutOfMemoryError, TransferLabError,
+                         UnknownStrategyError)
 from core.freezing import set_train_mode, trainable_parameters
 from core.runs import Run, create_run, open_run
+from core.runtime import tune_cpu_allocator
 from core.tasks import task_class
 from core.tasks.base import TaskRun
 
@@ -73,6 +75,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def make_task(cfg: TrainConfig, device: torch.device | None = None) -> TaskRun:
+    tune_cpu_allocator()
     return task_class(cfg.task)(cfg, device or pick_device(cfg.device))
 
 
@@ -335,6 +338,9 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
         spec = registry.get(cfg.model)
         if spec.task != cfg.task:
             raise BadSettingError(f"Model '{cfg.model}' is for the {spec.task} task, not {cfg.task}.")
+        if cfg.strategy not in spec.strategies:
+            raise UnknownStrategyError(
+                f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {cfg.strategy}.")
         run = create_run(cfg.model, cfg.strategy, runs_root)
     try:
         task = make_task(cfg)

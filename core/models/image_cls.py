@@ -242,7 +242,9 @@ class ImageClassifier(nn.Module):
             x = torch.where(flip, x.flip(-1), x)
         if x.shape[-2:] != (self.input_size, self.input_size):
             x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
-        return (x - self.mean) / self.std
+        x = (x - self.mean) / self.std
+        # channels_last: ~2x faster convolutions on CPU (oneDNN) and tensor cores on GPU; same values.
+        return x.contiguous(memory_format=torch.channels_last)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         return self.backbone(x)
@@ -421,7 +423,7 @@ def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArc
                             tuple(cfg.get("mean", CIFAR10_MEAN)), tuple(cfg.get("std", CIFAR10_STD)))
     model.weights_source = weights_source
     model.pretrained = not weights_source.startswith("untrained")
-    return model
+    return model.to(memory_format=torch.channels_last)
 
 
 def build_mlp(spec: ModelSpec, request: BuildRequest) -> MLPClassifier:

