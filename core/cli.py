@@ -173,6 +173,26 @@ def cmd_predict(args) -> None:
         print(json.dumps(result, indent=2, ensure_ascii=False))
 
 
+def cmd_svm(args) -> None:
+    from core.svm import fit_svm
+
+    cfg = TrainConfig(task="images", model=args.model, train_limit=args.train_limit, eval_limit=args.eval_limit,
+                      val_fraction=0.0, data_dir=args.data_dir, seed=args.seed, weights=args.weights)
+    run = fit_svm(cfg, C=args.C, runs_root=args.runs_dir)
+    _print_json({"run_dir": str(run.path), "status": run.read_status()["status"],
+                 "metrics": _headline_metrics(run.read_metrics())})
+
+
+def cmd_report(args) -> None:
+    from core.report import comparison_rows, markdown_table
+
+    rows = comparison_rows(args.task, args.runs_dir)
+    if args.json:
+        _print_json(rows)
+    else:
+        print(markdown_table(rows))
+
+
 def cmd_runs(args) -> None:
     from core.runs import list_runs
 
@@ -250,6 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--top-k", type=int, default=5)
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_predict)
+
+    v = sub.add_parser("svm", help="fit a linear SVM on a frozen image backbone's features (saved as a run)")
+    v.add_argument("--model", required=True)
+    v.add_argument("--C", type=float, default=1.0)
+    v.add_argument("--train-limit", type=int)
+    v.add_argument("--eval-limit", type=int)
+    v.add_argument("--data-dir")
+    v.add_argument("--seed", type=int, default=0)
+    v.add_argument("--weights", choices=["auto", "hub", "offline", "random"], default="auto")
+    v.set_defaults(func=cmd_svm)
+
+    rp = sub.add_parser("report", help="comparison table of completed runs (CNN versus transformer, strategies)")
+    rp.add_argument("--task", choices=registry.TASKS, default="images")
+    rp.add_argument("--json", action="store_true")
+    rp.set_defaults(func=cmd_report)
 
     ls = sub.add_parser("runs", help="list saved runs")
     ls.add_argument("--task", choices=registry.TASKS)

@@ -38,6 +38,7 @@ class TrainConfig:
     cache_max_gb: float = 4.0  # larger caches fall back to the uncached path
     hflip: bool = True  # images: random horizontal flips while training
     weights: str = "auto"  # auto | hub | offline | random
+    head: str = "paper"  # images: paper (the course's head) | linear (one Linear; what `core svm` fits)
     device: str = "auto"  # auto | cpu | cuda
     max_length: int | None = None  # text tasks: tokens per example (window size for QA)
     doc_stride: int = 128  # QA: overlap between windows
@@ -66,6 +67,8 @@ class TrainConfig:
             raise BadSettingError(f"The validation fraction must be at least 0 and below 1; got {self.val_fraction}.")
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise BadSettingError(f"The time budget must be a positive number of minutes; got {self.max_minutes}.")
+        if self.head not in ("paper", "linear"):
+            raise BadSettingError(f"Unknown head '{self.head}'; use paper or linear.")
         if self.optimizer not in ("adam", "adamw"):
             raise BadSettingError(f"Unknown optimizer '{self.optimizer}'; use adam or adamw.")
         if self.scheduler not in ("plateau", "step", "none"):

@@ -34,6 +34,7 @@ class BuildRequest:
     num_classes: int
     weights: str = "auto"
     seed: int = 0
+    head: str = "paper"  # image models: "paper" (the course's MLP head) or "linear" (one Linear, e.g. a fitted SVM)
 
 
 @dataclass(frozen=True)

@@ -299,7 +299,7 @@ class Trainer:
         self._emit("done", 1, 1)
 
 
-def _run_config(task: TaskRun, prepared: dict, lr: float) -> dict:
+def run_config(task: TaskRun, prepared: dict, lr: float) -> dict:
     cfg = task.cfg
     return {
         "train": cfg.to_json(),
@@ -350,12 +350,12 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
         if resume is not None:
             trainer.restore_checkpoint()
         else:
-            run.write_config(_run_config(task, {}, trainer.lr))
+            run.write_config(run_config(task, {}, trainer.lr))
         t0 = time.monotonic()
         prepared = task.prepare_training(trainer._phase_progress)
         prepared["prepare_seconds"] = time.monotonic() - t0
         if resume is None:
-            run.write_config(_run_config(task, prepared, trainer.lr))
+            run.write_config(run_config(task, prepared, trainer.lr))
         return trainer.fit()
     except CancelledError:
         raise

@@ -161,3 +161,28 @@ def test_mlp_baseline_trains_from_scratch(data_dir, runs_root):
     _, task = load_run_task(str(run.path))
     task.load_data(("test",))
     assert task.evaluate("test").metrics["accuracy"] == run.read_metrics()["accuracy"]
+
+
+def test_svm_on_frozen_features_is_a_reopenable_run(data_dir, runs_root):
+    from core.svm import fit_svm
+
+    run = fit_svm(cfg(data_dir, train_limit=200, eval_limit=100), C=0.5, runs_root=runs_root)
+    metrics = run.read_metrics()
+    assert run.read_status()["status"] == "completed" and metrics["accuracy"] > 0.4  # chance is 0.1
+    assert "LinearSVC" in run.read_config()["classifier"]
+    assert metrics["parameters"]["trainable"] == 1280 * 10 + 10
+    again = evaluate_run(str(run.path), data_dir=str(data_dir))
+    assert again["accuracy"] == pytest.approx(metrics["accuracy"])
+
+
+def test_report_table_lists_completed_runs(data_dir, runs_root):
+    from core.report import comparison_rows, markdown_table
+
+    train(TrainConfig(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=50, eval_limit=20,
+                      data_dir=str(data_dir)), runs_root=runs_root)
+    rows = comparison_rows("images", str(runs_root))
+    assert [(r["family"], r["model"], r["strategy"], r["weights"]) for r in rows] == [
+        ("mlp", "mlp", "scratch", "untrained")]
+    table = markdown_table(rows)
+    assert table.splitlines()[0].startswith("| family | model | strategy | trainable | total | setup s")
+    assert "| mlp | mlp | scratch |" in table

@@ -224,10 +224,17 @@ class ImageClassifier(nn.Module):
     """
 
     def __init__(self, backbone: Backbone, feature_dim: int, num_classes: int, input_size: int,
-                 mean: tuple[float, ...], std: tuple[float, ...]):
+                 mean: tuple[float, ...], std: tuple[float, ...], head: str = "paper"):
         super().__init__()
         self.backbone = backbone
-        self.heads = nn.ModuleList(paper_head(feature_dim, num_classes) for _ in range(backbone.n_outputs))
+        if head == "linear":
+            # One Linear over all the head's inputs flattened (both DeiT tokens): what a fitted SVM becomes.
+            self.heads = nn.ModuleList([nn.Sequential(nn.Flatten(),
+                                                      nn.Linear(feature_dim * backbone.n_outputs, num_classes))])
+        elif head == "paper":
+            self.heads = nn.ModuleList(paper_head(feature_dim, num_classes) for _ in range(backbone.n_outputs))
+        else:
+            raise BadSettingError(f"Unknown head '{head}'; use paper or linear.")
         self.num_classes = num_classes
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
@@ -420,7 +427,7 @@ def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArc
     input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
     backbone = _wrap(arch, net)
     model = ImageClassifier(backbone, _feature_dim(backbone, input_size), request.num_classes, input_size,
-                            tuple(cfg.get("mean", CIFAR10_MEAN)), tuple(cfg.get("std", CIFAR10_STD)))
+                            tuple(cfg.get("mean", CIFAR10_MEAN)), tuple(cfg.get("std", CIFAR10_STD)), request.head)
     model.weights_source = weights_source
     model.pretrained = not weights_source.startswith("untrained")
     return model.to(memory_format=torch.channels_last)

@@ -57,7 +57,8 @@ class ImageTask(TaskRun):
                 f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {self.cfg.strategy}.")
         weights = "random" if self.cfg.strategy == "scratch" else self.cfg.weights
         self.spec = spec
-        model = spec.build(spec, BuildRequest(num_classes=len(self.labels), weights=weights, seed=self.cfg.seed))
+        model = spec.build(spec, BuildRequest(num_classes=len(self.labels), weights=weights, seed=self.cfg.seed,
+                                                head=self.cfg.head))
         return self._finish_model(model)
 
     # -- data -----------------------------------------------------------------------------------------------
