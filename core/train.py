@@ -48,6 +48,7 @@ class Progress:
     elapsed: float  # seconds since this process started the run
     eta: float | None  # seconds left for training, from the mean step time so far
     message: str = ""
+    run_dir: str = ""
 
 
 ProgressCallback = Callable[[Progress], None]
@@ -186,7 +187,8 @@ class Trainer:
         if phase == "train" and steps_this_process > 0:
             eta = train_seconds / steps_this_process * max(0, total_steps - self.state.global_step)
         self.on_progress(Progress(phase, self.state.epoch, self.cfg.epochs, step, steps, self.state.global_step,
-                                  total_steps, loss, time.monotonic() - self.started, eta, message))
+                                  total_steps, loss, time.monotonic() - self.started, eta, message,
+                                  str(self.run.path)))
 
     def _phase_progress(self, phase: str, done: int, total: int) -> None:
         self._emit(phase, done, total)

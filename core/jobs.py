@@ -1,0 +1,177 @@
+"""Training jobs for the app: one queue, one worker thread that owns the device, many browser sessions.
+
+Sessions submit a TrainConfig (or a run to resume) and poll :meth:`JobQueue.snapshot` for the job's status,
+queue position, latest progress and per-epoch history. The worker runs ``core.train.train`` with callbacks that
+only copy numbers into the job under a lock, so the UI never reaches into a training loop. Cancel sets the
+job's event; the engine checkpoints and stops at the next step.
+
+On Hugging Face ZeroGPU (``spaces`` importable and a GPU granted per call) each call is limited in time, so a
+job runs in slices of ``slice_minutes``: each slice is a ``spaces.GPU`` call of ``train(..., max_minutes)``, and
+a slice that stops on the budget is resumed from its checkpoint by the next one.
+
+>>> q = JobQueue(); job = q.submit(TrainConfig(task="images", model="mlp", strategy="scratch"))  # doctest: +SKIP
+>>> q.snapshot(job.id)["status"]                                                                   # doctest: +SKIP
+'running'
+"""
+from __future__ import annotations
+
+import dataclasses
+import queue
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+
+from core.config import TrainConfig
+from core.errors import BadSettingError, CancelledError, TransferLabError
+
+FINAL = ("completed", "cancelled", "failed", "stopped")
+
+
+@dataclass
+class Job:
+    id: str
+    cfg: TrainConfig | None
+    resume: str | None = None
+    status: str = "queued"
+    message: str = ""
+    run_dir: str | None = None
+    progress: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    submitted: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+
+
+def _zerogpu_call(fn, minutes: float):
+    """Run ``fn`` inside a ZeroGPU allocation when the ``spaces`` package is present, else directly."""
+    try:
+        import spaces  # only on Hugging Face Spaces
+    except ImportError:
+        return fn()
+    return spaces.GPU(duration=int(minutes * 60) + 30)(fn)()
+
+
+class JobQueue:
+    """FIFO of training jobs with a single worker thread (one training job at a time per device)."""
+
+    def __init__(self, runs_root: str | None = None, slice_minutes: float | None = None):
+        self.runs_root = runs_root
+        self.slice_minutes = slice_minutes  # ZeroGPU: longest single GPU call; None = no slicing
+        self._jobs: dict[str, Job] = {}
+        self._order: list[str] = []
+        self._lock = threading.Lock()
+        self._queue: queue.Queue[str] = queue.Queue()
+        self._worker = threading.Thread(target=self._work, name="transfer-lab-trainer", daemon=True)
+        self._worker.start()
+
+    # -- submitting and reading ---------------------------------------------------------------------------------
+    def submit(self, cfg: TrainConfig) -> Job:
+        """Validate and enqueue a new run; bad settings fail here, before the job is queued."""
+        cfg.validate()
+        return self._enqueue(Job(id=secrets.token_hex(4), cfg=cfg))
+
+    def submit_resume(self, run_dir: str) -> Job:
+        return self._enqueue(Job(id=secrets.token_hex(4), cfg=None, resume=run_dir))
+
+    def _enqueue(self, job: Job) -> Job:
+        with self._lock:
+            self._jobs[job.id] = job
+            self._order.append(job.id)
+        self._queue.put(job.id)
+        return job
+
+    def position(self, job_id: str) -> int:
+        """0 while running or finished, else how many jobs are ahead of it (1 = next)."""
+        with self._lock:
+            job = self._jobs[job_id]
+            if job.status != "queued":
+                return 0
+            waiting = [j for j in self._order if self._jobs[j].status in ("queued", "running")]
+            return waiting.index(job_id)
+
+    def snapshot(self, job_id: str) -> dict:
+        """A copy of the job's state that is safe to hand to the UI."""
+        with self._lock:
+            job = self._jobs.get(job_id)
+            if job is None:
+                raise BadSettingError("That training job is not known to this server (it may have restarted).")
+            data = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name not in ("cancel", "cfg")}
+            data["history"] = list(job.history)
+            data["config"] = job.cfg.to_json() if job.cfg else None
+        data["position"] = self.position(job_id)
+        return data
+
+    def jobs(self) -> list[dict]:
+        with self._lock:
+            ids = list(self._order)
+        return [self.snapshot(j) for j in ids]
+
+    def cancel(self, job_id: str) -> None:
+        """Ask a job to stop: a queued one never starts; a running one checkpoints and stops."""
+        with self._lock:
+            job = self._jobs[job_id]
+            job.cancel.set()
+            if job.status == "queued":
+                job.status, job.message, job.finished = "cancelled", "Cancelled before it started.", time.time()
+
+    def wait(self, job_id: str, timeout: float | None = None) -> dict:
+        """Block until the job ends (for scripts and tests)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            snap = self.snapshot(job_id)
+            if snap["status"] in FINAL:
+                return snap
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"job {job_id} still {snap['status']} after {timeout} s")
+            time.sleep(0.1)
+
+    # -- the worker -----------------------------------------------------------------------------------------
+    def _update(self, job: Job, **changes) -> None:
+        with self._lock:
+            for k, v in changes.items():
+                setattr(job, k, v)
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs[self._queue.get()]
+            if job.cancel.is_set():
+                continue
+            self._update(job, status="running", started=time.time(), message="Starting.")
+            try:
+                self._run(job)
+            except CancelledError as err:
+                self._update(job, status="cancelled", message=str(err))
+            except TransferLabError as err:
+                self._update(job, status="failed", message=str(err))
+            except Exception as err:  # never let one job kill the worker
+                self._update(job, status="failed", message=f"Training failed: {type(err).__name__}: {err}")
+            finally:
+                self._update(job, finished=time.time())
+
+    def _run(self, job: Job) -> None:
+        from core.train import train
+
+        def on_progress(p) -> None:
+            self._update(job, progress=dataclasses.asdict(p), run_dir=p.run_dir or job.run_dir)
+
+        def on_epoch(row: dict) -> None:
+            with self._lock:
+                job.history.append(row)
+
+        kwargs = dict(runs_root=self.runs_root, on_progress=on_progress, on_epoch=on_epoch, cancel=job.cancel)
+        cfg = job.cfg
+        if cfg is not None and self.slice_minutes:
+            cfg.max_minutes = self.slice_minutes
+        if job.resume is not None:  # curves continue from what the run already has
+            from core.runs import open_run
+
+            self._update(job, run_dir=job.resume, history=open_run(job.resume, self.runs_root).read_history())
+        run = _zerogpu_call(lambda: train(cfg, resume=job.resume, **kwargs), self.slice_minutes or 60)
+        self._update(job, run_dir=str(run.path))
+        # ZeroGPU slices: keep resuming while the run stops on its per-call budget.
+        while self.slice_minutes and run.read_status()["status"] == "stopped" and not job.cancel.is_set():
+            run = _zerogpu_call(lambda: train(resume=str(run.path), **kwargs), self.slice_minutes)
+        status = run.read_status()
+        self._update(job, status=status["status"], message=status["message"])

@@ -1,0 +1,65 @@
+"""The app's job queue and predictor cache, without Gradio."""
+import pytest
+
+from core.config import TrainConfig
+from core.errors import BadSettingError, RunNotFoundError
+from core.jobs import JobQueue
+from core.predictors import PredictorCache
+from core.runs import delete_run
+
+
+def _mlp(data_dir, **kw):
+    return TrainConfig(**{**dict(task="images", model="mlp", strategy="scratch", epochs=2, train_limit=60,
+                                 eval_limit=30, batch_size=20, data_dir=str(data_dir)), **kw})
+
+
+def test_queue_runs_one_job_at_a_time_and_reports_progress(data_dir, runs_root):
+    q = JobQueue(runs_root=str(runs_root))
+    first = q.submit(_mlp(data_dir))
+    second = q.submit(_mlp(data_dir, seed=1))
+    third = q.submit(_mlp(data_dir, seed=2))
+    assert q.position(third.id) >= 1  # waiting behind at least one job
+    q.cancel(third.id)
+    a = q.wait(first.id, timeout=300)
+    b = q.wait(second.id, timeout=300)
+    assert a["status"] == b["status"] == "completed"
+    assert q.snapshot(third.id)["status"] == "cancelled" and q.snapshot(third.id)["run_dir"] is None
+    assert len(a["history"]) == 2 and a["progress"]["phase"] == "done"
+    assert a["run_dir"] and a["run_dir"] != b["run_dir"]
+    assert a["started"] <= b["started"] and a["finished"] <= b["started"] + 1e-3  # never two at once
+
+
+def test_bad_settings_fail_at_submit(data_dir, runs_root):
+    q = JobQueue(runs_root=str(runs_root))
+    with pytest.raises(BadSettingError, match="learning rate"):
+        q.submit(_mlp(data_dir, lr=float("nan")))
+    with pytest.raises(BadSettingError, match="not known"):
+        q.snapshot("nope")
+
+
+def test_cancel_a_running_job_keeps_its_checkpoint_and_resume_finishes(data_dir, runs_root):
+    q = JobQueue(runs_root=str(runs_root))
+    job = q.submit(_mlp(data_dir, epochs=50, train_limit=200, batch_size=10))
+    import time
+
+    while (q.snapshot(job.id)["progress"] or {}).get("phase") != "train":
+        time.sleep(0.05)
+    q.cancel(job.id)
+    snap = q.wait(job.id, timeout=120)
+    assert snap["status"] == "cancelled" and "checkpoint" in snap["message"]
+    resumed = q.submit_resume(snap["run_dir"])
+    q.cancel(resumed.id)  # cancelled while queued: it never starts
+    assert q.wait(resumed.id, timeout=60)["status"] == "cancelled"
+
+
+def test_predictor_cache_reuses_and_evicts(data_dir, runs_root):
+    q = JobQueue(runs_root=str(runs_root))
+    run_dir = q.wait(q.submit(_mlp(data_dir, epochs=1)).id, timeout=300)["run_dir"]
+    cache = PredictorCache(max_bytes=1, runs_root=str(runs_root))  # bound smaller than any model
+    task = cache.get(run_dir)
+    assert cache.get(run_dir) is task  # reused
+    other = cache.get("model:mlp")
+    assert other is not task and len(cache.keys()) == 1  # evicted down to the newest one
+    delete_run(run_dir)
+    with pytest.raises(RunNotFoundError, match="may have been deleted"):
+        cache.get(run_dir)
