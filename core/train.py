@@ -350,8 +350,9 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
         task.build_model(saved.get("labels") if resume is not None else None)
         trainer = Trainer(task, run, on_progress, on_epoch, cancel)
         if resume is not None:
-            trainer.restore_checkpoint()
+            trainer.restore_checkpoint()  # restores the RNG state saved with the checkpoint
         else:
+            torch.manual_seed(cfg.seed)  # dropout draws depend on the seed only, whatever the builder consumed
             run.write_config(run_config(task, {}, trainer.lr))
         t0 = time.monotonic()
         prepared = task.prepare_training(trainer._phase_progress)

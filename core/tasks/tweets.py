@@ -137,10 +137,7 @@ class TweetTask(TaskRun):
             raise BadSettingError(f"max_length {self.max_length} is longer than {spec.name} can read "
                                   f"({positions} tokens).")
         self.tokenizer()  # fail now, not at the first prediction, when no tokenizer is available
-        # Dropout draws from the global RNG. The tweet builder leaves it alone and the engine does not seed it, so
-        # seed it here (as the image builders do) to make two runs with the same seed equal; a resumed run
-        # restores its saved RNG state after build_model.
-        torch.manual_seed(self.cfg.seed)
+        # Dropout's RNG is seeded by the engine (core.train.train) for new runs and restored on resume.
         return self._finish_model(model)
 
     @property

@@ -1,0 +1,292 @@
+"""Compare tab: two finished runs of one task side by side, and the examples where they differ.
+
+Pick a task and two runs (finished runs only; the lists refresh on page load, on a task change and with
+Refresh). Compare shows the metrics table (core.compare.metrics_table), both runs' curves overlaid
+(demo.plots.curves_figure) and their confusion matrices as two plotly heatmaps. The examples behind a cell are
+chosen with the run / true / predicted pickers below the heatmaps: Gradio 6's gr.Plot has only a ``change``
+event and its plotly front end binds no click handler, so a click on a heatmap cell never reaches Python.
+Images come back as a gallery (decoded from the run's own data folder, cached), tweets and questions as a table;
+the disagreement view lists what A gets right and B wrong, or the reverse.
+
+Every handler takes the runs' refs (folder or id) and reads them again (cached on the files' modification
+times), so a run deleted while the tab is open gives one sentence, never a traceback. Endpoints, for
+gradio_client: /compare_list_runs, /compare_list_runs_on_load, /compare_runs, /compare_cell,
+/compare_disagreements.
+"""
+from __future__ import annotations
+
+import functools
+import json
+from pathlib import Path
+
+import gradio as gr
+import plotly.graph_objects as go
+from PIL import Image
+
+from core.compare import (Comparison, ConfusionMatrix, QA_TASK, compare_runs, confusion, cell_examples,
+                          disagreements, metrics_table)
+from core.data.images import load_images
+from core.errors import BadInputError, DataNotFoundError, TransferLabError
+from demo.plots import curves_figure
+from demo.state import model_choices
+
+TASKS = ("images", "tweets", "qa")
+METRIC_HEADERS = ["metric", "A", "B", "B − A"]
+MAX_GALLERY = 48  # images shown per view; the note says how many there are in all
+MAX_TABLE = 500  # rows shown per table
+THUMBNAIL = 96  # CIFAR-10 is 32x32: shown enlarged (nearest neighbour) so it is not a blur
+DISAGREEMENT_CHOICES = ("A right, B wrong", "B right, A wrong")
+
+
+# -- reading runs ------------------------------------------------------------------------------------------------
+def _stamp(ref: str) -> tuple | None:
+    """Modification times of the files a comparison reads, or None when the run folder is not there."""
+    path = Path(ref)
+    if not path.is_dir():
+        return None
+    try:
+        return tuple((path / f).stat().st_mtime_ns for f in ("status.json", "metrics.json", "predictions.jsonl"))
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_pair(ref_a: str, ref_b: str, stamp_a: tuple, stamp_b: tuple) -> Comparison:
+    return compare_runs(ref_a, ref_b)
+
+
+def load_pair(ref_a: str | None, ref_b: str | None) -> Comparison:
+    """Both runs, compared; re-read only when their files changed. TransferLabError with one sentence else."""
+    if not ref_a or not ref_b:
+        raise BadInputError("Pick two runs to compare (run A and run B).")
+    stamp_a, stamp_b = _stamp(ref_a), _stamp(ref_b)
+    if stamp_a is None or stamp_b is None:  # an id rather than a folder, or a vanished run: read without the cache
+        return compare_runs(ref_a, ref_b)
+    return _cached_pair(ref_a, ref_b, stamp_a, stamp_b)
+
+
+@functools.lru_cache(maxsize=2)
+def _image_test_split(data_dir: str | None):
+    """The test split an image run was evaluated on and a map id -> row; loaded once per data folder."""
+    split = load_images("test", data_dir)
+    return split, {str(i): n for n, i in enumerate(split.ids)}
+
+
+def _sentence(err: Exception) -> str:
+    if isinstance(err, TransferLabError):
+        return str(err)
+    return "A run could not be read; it may have been deleted or still be writing. Press Refresh."
+
+
+# -- figures and tables --------------------------------------------------------------------------------------------
+def confusion_figure(cm: ConfusionMatrix, title: str) -> go.Figure:
+    """A heatmap of counts, rows = true label (top to bottom), columns = predicted label, each cell annotated."""
+    fig = go.Figure(go.Heatmap(
+        z=cm.counts, x=list(cm.predicted_labels), y=list(cm.true_labels), text=cm.counts, texttemplate="%{text}",
+        colorscale="Blues", showscale=False,
+        hovertemplate="true %{y}<br>predicted %{x}<br>%{z} examples<extra></extra>"))
+    fig.update_xaxes(title_text="predicted", type="category", tickangle=-45)
+    fig.update_yaxes(title_text="true", type="category", autorange="reversed")
+    fig.update_layout(title=title, height=460, margin=dict(l=60, r=20, t=60, b=60))
+    return fig
+
+
+def _fmt(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def _p(value) -> str:
+    return f"{value:.2f}" if isinstance(value, (int, float)) else "?"
+
+
+def _table(task: str, examples: list[dict]) -> dict:
+    """Rows for a gr.Dataframe: both runs' predictions per example, task-specific text columns."""
+    if task == QA_TASK:
+        headers = ["id", "question", "gold answers", "A answer", "A F1", "B answer", "B F1"]
+        data = [[e["id"], e.get("question", ""), e["true"], e["a_prediction"], _p(e.get("a_f1")),
+                 e["b_prediction"], _p(e.get("b_f1"))] for e in examples[:MAX_TABLE]]
+    else:
+        headers = ["id"] + (["tweet"] if task == "tweets" else []) + ["true", "A", "A p", "B", "B p"]
+        data = [[e["id"]] + ([e.get("text", "")] if task == "tweets" else [])
+                + [e["true"], e["a_prediction"], _p(e["a_confidence"]), e["b_prediction"], _p(e["b_confidence"])]
+                for e in examples[:MAX_TABLE]]
+    return {"headers": headers, "data": data}
+
+
+def _gallery(pair: Comparison, examples: list[dict]) -> list[tuple[Image.Image, str]]:
+    """(image, "true / A: pred (p) / B: pred (p)") for the first MAX_GALLERY examples of an image comparison."""
+    split, row_of = _image_test_split(pair.a.config.get("train", {}).get("data_dir"))
+    items = []
+    for e in examples[:MAX_GALLERY]:
+        n = row_of.get(e["id"])
+        if n is None:
+            raise DataNotFoundError(f"Test image {e['id']} is not in the data folder run A was evaluated on.")
+        image = Image.fromarray(split.images[n].permute(1, 2, 0).numpy())  # (3, H, W) -> (H, W, 3)
+        small = image.width < THUMBNAIL  # enlarge pixel art as blocks, shrink photos smoothly
+        image = image.resize((THUMBNAIL, THUMBNAIL), Image.NEAREST if small else Image.BILINEAR)
+        caption = (f"{e['true']} / A: {e['a_prediction']} ({_p(e['a_confidence'])}) / "
+                   f"B: {e['b_prediction']} ({_p(e['b_confidence'])})")
+        items.append((image, caption))
+    return items
+
+
+def _examples_view(pair: Comparison, examples: list[dict], what: str) -> tuple[str, dict, dict]:
+    """(note, gallery update, table rows) for a list of examples; the gallery shown only for images."""
+    limit = MAX_GALLERY if pair.task == "images" else MAX_TABLE
+    shown = f" (showing the first {limit})" if len(examples) > limit else ""
+    note = f"{what}: {len(examples)} example{'s' if len(examples) != 1 else ''}{shown}."
+    gallery = gr.update(value=None, visible=False)
+    if pair.task == "images":
+        try:
+            gallery = gr.update(value=_gallery(pair, examples), visible=True)
+        except TransferLabError as err:  # data moved or missing: the table still shows the predictions
+            note += f" The images cannot be shown: {err}"
+    return note, gallery, _table(pair.task, examples)
+
+
+def _empty_examples(message: str) -> tuple[str, dict, dict]:
+    return message, gr.update(value=None, visible=False), {"headers": ["id"], "data": []}
+
+
+# -- handlers ------------------------------------------------------------------------------------------------------
+def list_runs_for_task(task: str) -> tuple[dict, dict, str]:
+    """The two run pickers' choices (finished runs of ``task``, newest first; A = newest, B = the one before)."""
+    choices = model_choices(task, include_registry=False)
+    values = [ref for _, ref in choices]
+    a = values[0] if values else None
+    b = values[1] if len(values) > 1 else None
+    if len(values) < 2:
+        have = "no finished" if not values else "only one finished"
+        status = (f"There is {have} {task} run yet: train two (Train tab or `python -m core train --task {task} "
+                  "...`) and press Refresh.")
+    else:
+        status = f"{len(values)} finished {task} runs; pick two and press Compare."
+    return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), status
+
+
+def _busiest_error_cell(cm: ConfusionMatrix) -> tuple[str, str]:
+    """The off-diagonal cell with the most examples (the first cell when there are no errors). The diagonal is by
+    position: for QA it pairs answerable with answered and unanswerable with abstained."""
+    best, cell = 0, (cm.true_labels[0], cm.predicted_labels[0])
+    for i, t in enumerate(cm.true_labels):
+        for j, p in enumerate(cm.predicted_labels):
+            if i != j and cm.counts[i][j] > best:
+                best, cell = cm.counts[i][j], (t, p)
+    return cell
+
+
+def compare(ref_a: str | None, ref_b: str | None):
+    """(status, metrics table, curves, heatmap A, heatmap B, true-label picker, predicted-label picker)."""
+    try:
+        pair = load_pair(ref_a, ref_b)
+        cm_a, cm_b = confusion(pair, "a"), confusion(pair, "b")
+        rows = [[name] + [_fmt(v) for v in values] for name, *values in metrics_table(pair.a, pair.b)]
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        empty = gr.update(choices=[], value=None)
+        return (_sentence(err), {"headers": METRIC_HEADERS, "data": []}, curves_figure({}), None, None, empty, empty)
+    a, b = pair.a, pair.b
+    curves = curves_figure({f"A {a.label.split(' · ')[0]}": a.history, f"B {b.label.split(' · ')[0]}": b.history},
+                           a.monitor, title="Learning curves: A and B")
+    n = len(pair.ids)
+    heat_a = confusion_figure(cm_a, f"A: {a.label}<br><sup>{n} shared test examples</sup>")
+    heat_b = confusion_figure(cm_b, f"B: {b.label}<br><sup>{n} shared test examples</sup>")
+    true_cell, pred_cell = _busiest_error_cell(cm_a)
+    same = " A and B are the same run." if a.path == b.path else ""
+    status = (f"Comparing {a.task} runs A ({a.id}, {a.monitor} {_fmt(a.metrics.get(a.monitor))}) and B ({b.id}, "
+              f"{b.monitor} {_fmt(b.metrics.get(b.monitor))}).{same} {pair.note}").strip()
+    return (status, {"headers": METRIC_HEADERS, "data": rows}, curves, heat_a, heat_b,
+            gr.update(choices=list(cm_a.true_labels), value=true_cell),
+            gr.update(choices=list(cm_a.predicted_labels), value=pred_cell))
+
+
+def show_cell(ref_a: str | None, ref_b: str | None, side: str, true_label: str | None,
+              predicted_label: str | None) -> tuple[str, dict, dict]:
+    """(note, gallery, table): the examples behind one confusion-matrix cell of run A or B, both predictions."""
+    try:
+        pair = load_pair(ref_a, ref_b)
+        if not true_label or not predicted_label:
+            raise BadInputError("Pick a true and a predicted label to list the examples of that cell.")
+        which = (side or "A").strip().lower()
+        examples = cell_examples(pair, true_label, predicted_label, which)
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        return _empty_examples(_sentence(err))
+    return _examples_view(pair, examples, f"Run {which.upper()}, true {true_label}, predicted {predicted_label}")
+
+
+def show_disagreements(ref_a: str | None, ref_b: str | None, which: str) -> tuple[str, dict, dict]:
+    """(note, gallery, table): the shared examples A gets right and B wrong, or (``which``) the reverse."""
+    try:
+        pair = load_pair(ref_a, ref_b)
+        if which not in DISAGREEMENT_CHOICES:
+            raise BadInputError(f"Choose '{DISAGREEMENT_CHOICES[0]}' or '{DISAGREEMENT_CHOICES[1]}'.")
+        d = disagreements(pair)
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        return _empty_examples(_sentence(err))
+    examples = d.a_right_b_wrong if which == DISAGREEMENT_CHOICES[0] else d.b_right_a_wrong
+    rule = " (QA: right = F1 ≥ 0.5, or abstaining on an unanswerable question)" if pair.task == QA_TASK else ""
+    note, gallery, table = _examples_view(pair, examples, which)
+    note += (f" Of {len(pair.ids)} shared examples, A alone is right on {len(d.a_right_b_wrong)}, B alone on "
+             f"{len(d.b_right_a_wrong)}{rule}.")
+    return note, gallery, table
+
+
+# -- layout --------------------------------------------------------------------------------------------------------
+def build() -> None:
+    """The tab's components, created in the caller's Blocks context."""
+    gr.Markdown("Compare two finished runs of one task: metrics, curves, confusion matrices and the examples "
+                "where they differ.")
+    with gr.Row():
+        task = gr.Radio(list(TASKS), value=TASKS[0], label="Task")
+        refresh = gr.Button("Refresh", scale=0)
+    with gr.Row():
+        # allow_custom_value: API callers may pass any run folder or id; core checks it.
+        run_a = gr.Dropdown(label="Run A", choices=[], allow_custom_value=True)
+        run_b = gr.Dropdown(label="Run B", choices=[], allow_custom_value=True)
+        go_button = gr.Button("Compare", variant="primary", scale=0)
+    status = gr.Markdown()
+    metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, wrap=True, label="Test metrics and cost")
+    curves = gr.Plot(label="Curves")
+    with gr.Row():
+        heat_a = gr.Plot(label="Confusion matrix A")
+        heat_b = gr.Plot(label="Confusion matrix B")
+
+    gr.Markdown("### Examples behind a cell\nGradio does not pass clicks on a plotly heatmap to Python, so pick "
+                "the cell here (the busiest error cell of A is preselected).")
+    with gr.Row():
+        side = gr.Radio(["A", "B"], value="A", label="Confusion matrix of run")
+        true_label = gr.Dropdown(label="True", choices=[], allow_custom_value=True)
+        predicted_label = gr.Dropdown(label="Predicted", choices=[], allow_custom_value=True)
+        show = gr.Button("Show examples", scale=0)
+    cell_note = gr.Markdown()
+    cell_gallery = gr.Gallery(label="Examples: true / A: prediction (p) / B: prediction (p)", columns=8,
+                              height="auto", format="png", interactive=False, visible=False)
+    cell_table = gr.Dataframe(interactive=False, wrap=True, label="Examples")
+
+    gr.Markdown("### Disagreements")
+    with gr.Row():
+        which = gr.Radio(list(DISAGREEMENT_CHOICES), value=DISAGREEMENT_CHOICES[0], label="Show")
+        show_dis = gr.Button("Show disagreements", scale=0)
+    dis_note = gr.Markdown()
+    dis_gallery = gr.Gallery(label="true / A: prediction (p) / B: prediction (p)", columns=8, height="auto",
+                             format="png", interactive=False, visible=False)
+    dis_table = gr.Dataframe(interactive=False, wrap=True, label="Disagreements")
+
+    pickers = [run_a, run_b, status]
+    gr.on(triggers=None, fn=list_runs_for_task, inputs=task, outputs=pickers,  # page load and task changes
+          api_name="compare_list_runs_on_load")
+    refresh.click(list_runs_for_task, task, pickers, api_name="compare_list_runs")
+    go_button.click(compare, [run_a, run_b],
+                    [status, metrics, curves, heat_a, heat_b, true_label, predicted_label], api_name="compare_runs")
+    gr.on(triggers=[show.click, side.input, true_label.input, predicted_label.input], fn=show_cell,
+          inputs=[run_a, run_b, side, true_label, predicted_label], outputs=[cell_note, cell_gallery, cell_table],
+          api_name="compare_cell")
+    gr.on(triggers=[show_dis.click, which.input], fn=show_disagreements, inputs=[run_a, run_b, which],
+          outputs=[dis_note, dis_gallery, dis_table], api_name="compare_disagreements")

@@ -1,0 +1,420 @@
+"""Fine-tune tab: pick a task, model, strategy and settings; train on the shared queue and watch it live.
+
+Start only submits a TrainConfig to ``demo.state.jobs()`` and keeps the job id in the session's State; a
+``gr.Timer`` then polls ``jobs().snapshot(job_id)`` about once a second, so no event is held open while a model
+trains and every browser session sees its own job's place in the one queue. Handlers are module-level
+functions that translate between widgets and core/; a user's mistake comes back as one sentence.
+"""
+from __future__ import annotations
+
+import functools
+import math
+from pathlib import Path
+
+import gradio as gr
+
+from core import registry
+from core.cli import parameter_counts
+from core.config import TrainConfig
+from core.errors import BadSettingError, TransferLabError
+from core.presets import PRESETS, get_preset
+from core.runs import list_runs
+from demo.models_tab import weights_status
+from demo.plots import curves_figure, monitor_metric
+from demo.runs_tab import ACTIVE, RESUMABLE, job_snapshot, stored_run, submit_resume
+from demo.state import jobs
+
+NO_PRESET = "(none)"
+POLL_SECONDS = 1.0
+# What the progress line calls each engine phase (core.train.Progress.phase).
+PHASES = {"cache": "caching frozen features", "train": "training", "eval:val": "validating",
+          "eval:test": "testing", "done": "done"}
+# The settings form's fields that a preset may fill in (the rest of a preset applies when the run starts).
+FORM_FIELDS = ("task", "model", "strategy", "epochs", "lr", "batch_size")
+
+
+# -- choices --------------------------------------------------------------------------------------------------
+def model_options(task: str) -> list[tuple[str, str]]:
+    """(label, name) of the task's registry models; the label says whether weights here are real."""
+    return [(f"{s.name} — {weights_status(s)}", s.name) for s in registry.list_models(task)]
+
+
+def strategy_options(model: str | None) -> list[str]:
+    if not model:
+        return []
+    try:
+        return list(registry.get(model).strategies)
+    except TransferLabError:
+        return []
+
+
+def preset_options(task: str | None) -> list[str]:
+    return [NO_PRESET, *(name for name, p in PRESETS.items() if task is None or p.get("task") == task)]
+
+
+def _default_strategy(model: str, current: str | None) -> str | None:
+    """Keep the current strategy when the model supports it, else TrainConfig's default, else the first."""
+    options = strategy_options(model)
+    for choice in (current, TrainConfig.strategy):
+        if choice in options:
+            return choice
+    return options[0] if options else None
+
+
+@functools.lru_cache(maxsize=256)
+def _counts(model: str, strategy: str) -> tuple[int, int]:
+    """(trainable, total) from a meta-device build; cached because the app asks again on every change."""
+    counts = parameter_counts(model, strategy)
+    return counts["trainable"], counts["total"]
+
+
+def _counts_line(trainable: int, total: int) -> str:
+    share = f" ({trainable / total:.1%})" if total else ""
+    return f"**Trainable parameters:** {trainable:,} of {total:,}{share}"
+
+
+def parameter_text(model: str | None, strategy: str | None) -> str:
+    """Markdown: how many parameters the model would train under the strategy, before anything is built."""
+    if not model or not strategy:
+        return "Pick a model and a strategy to see how many parameters they train."
+    try:
+        return _counts_line(*_counts(model, strategy))
+    except TransferLabError as err:
+        return str(err)
+
+
+def on_task(task: str) -> tuple[dict, dict, dict, str]:
+    """A new task: its models, the first model's strategies, its presets and the parameter count."""
+    models = model_options(task)
+    model = models[0][1] if models else None
+    strategy = _default_strategy(model, None) if model else None
+    return (gr.update(choices=models, value=model), gr.update(choices=strategy_options(model), value=strategy),
+            gr.update(choices=preset_options(task), value=NO_PRESET), parameter_text(model, strategy))
+
+
+def on_model(model: str | None, strategy: str | None) -> tuple[dict, str]:
+    """A new model: only the strategies its spec supports (keeping the current one if it can)."""
+    strategy = _default_strategy(model, strategy) if model else None
+    return gr.update(choices=strategy_options(model), value=strategy), parameter_text(model, strategy)
+
+
+def apply_preset(preset: str | None) -> tuple:
+    """Fill the form from a preset: (task, model, strategy, epochs, lr text, batch size, parameter text).
+
+    Settings the form does not show (optimizer, scheduler, weight decay, sequence length) come from the preset
+    when the run starts.
+    """
+    if not preset or preset == NO_PRESET:
+        return (gr.skip(),) * 7
+    try:
+        values = get_preset(preset)
+        spec = registry.get(values["model"])
+    except TransferLabError as err:
+        return (*(gr.skip(),) * 6, str(err))
+    strategy = values.get("strategy", _default_strategy(spec.name, None))
+    return (values.get("task", spec.task),
+            gr.update(choices=model_options(spec.task), value=spec.name),
+            gr.update(choices=list(spec.strategies), value=strategy),
+            values.get("epochs", TrainConfig.epochs),
+            "" if values.get("lr") is None else f"{values['lr']:g}",
+            values.get("batch_size", TrainConfig.batch_size),
+            parameter_text(spec.name, strategy))
+
+
+# -- reading the form -----------------------------------------------------------------------------------------
+def _number(value, what: str) -> float | None:
+    """A form value as a float; blank is None; text that is not a number is one sentence."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise BadSettingError(f"The {what} must be a number; got '{value}'.") from None
+    return number
+
+
+def _whole(value, what: str, required: bool) -> int | None:
+    number = _number(value, what)
+    if number is None:
+        if required:
+            raise BadSettingError(f"Fill in the {what}.")
+        return None
+    if not math.isfinite(number) or number != int(number) or number < 1:
+        raise BadSettingError(f"The {what} must be a whole number of at least 1; got {value}.")
+    return int(number)
+
+
+def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
+                     minutes=None, preset=None) -> TrainConfig:
+    """A validated TrainConfig from the form's values (raises TransferLabError with one sentence).
+
+    The preset's settings come first, the form's fields override them, as with ``python -m core train``.
+    """
+    if not task:
+        raise BadSettingError("Pick a task.")
+    if not model:
+        raise BadSettingError("Pick a model.")
+    if not strategy:
+        raise BadSettingError("Pick a strategy.")
+    spec = registry.get(model)
+    if spec.task != task:
+        raise BadSettingError(f"Model '{model}' is for the {spec.task} task, not {task}.")
+    if strategy not in spec.strategies:
+        raise BadSettingError(f"{model} supports the strategies {', '.join(spec.strategies)}, not {strategy}.")
+    values: dict = {}
+    if preset and preset != NO_PRESET:
+        values.update(get_preset(preset))
+        values["preset"] = preset
+    values.update(task=task, model=model, strategy=strategy,
+                  epochs=_whole(epochs, "number of epochs", required=True),
+                  lr=_number(lr, "learning rate"),  # blank: the model's default; NaN or <= 0: validate() says so
+                  batch_size=_whole(batch_size, "batch size", required=True),
+                  train_limit=_whole(train_limit, "train limit", required=False),
+                  eval_limit=_whole(eval_limit, "eval limit", required=False),
+                  max_minutes=_number(minutes, "time budget in minutes"))
+    return TrainConfig(**values).validate()
+
+
+# -- the job ----------------------------------------------------------------------------------------------------
+def _ahead(position: int) -> str:
+    return f"{position} job{'s' if position != 1 else ''} ahead of yours"
+
+
+def start_training(job_id, task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
+                   minutes=None, preset=None) -> tuple[str | None, str]:
+    """Submit the form as a new job: (the session's job id, status sentence).
+
+    A session runs one job at a time; on any mistake the session keeps its previous job id.
+    """
+    current = job_snapshot(job_id)
+    if current is not None and current["status"] in ACTIVE:
+        return job_id, (f"Your job {job_id} is still {current['status']}; cancel it or let it finish before "
+                        "starting another.")
+    try:
+        cfg = config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes,
+                               preset)
+        job = jobs().submit(cfg)
+    except TransferLabError as err:
+        return job_id, str(err)
+    position = jobs().position(job.id)
+    where = f"queued, {_ahead(position)}" if position else "starting"
+    return job.id, f"Job {job.id} submitted ({cfg.model}, {cfg.strategy}): {where}."
+
+
+def status_text(snap: dict) -> str:
+    """One sentence on where the job stands: its queue position, or how it ended and why."""
+    job, status, message = snap["id"], snap["status"], snap.get("message") or ""
+    if status == "queued":
+        return f"Job {job} is queued: {_ahead(snap['position'])}." if snap["position"] else f"Job {job} is next."
+    if status == "running":
+        return f"Job {job} is running."
+    if status == "completed":
+        return f"Job {job} completed. {message}".strip()
+    if status in RESUMABLE:
+        again = " Press Resume to continue from its checkpoint." if snap.get("run_dir") else ""
+        return f"Job {job} {'was cancelled' if status == 'cancelled' else 'stopped'}. {message}{again}".strip()
+    return f"Job {job} failed: {message}"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "?"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min"
+
+
+def progress_text(progress: dict | None) -> str:
+    """Epoch, step/steps, phase and ETA from the engine's latest Progress (as a dict)."""
+    if not progress:
+        return ""
+    phase = progress.get("phase", "")
+    name = PHASES.get(phase, phase)
+    if phase == "done":
+        return f"Done after {_duration(progress.get('elapsed'))}."
+    # The final test pass runs after the last epoch, where the engine's epoch counter already equals epochs.
+    epoch = min(progress["epoch"] + 1, progress["epochs"])
+    parts = [f"epoch {epoch}/{progress['epochs']}", f"{name} {progress['step']}/{progress['steps']}"]
+    if phase == "train" and progress.get("loss") is not None:
+        parts.append(f"loss {progress['loss']:.4f}")
+    if progress.get("eta") is not None:
+        parts.append(f"ETA {_duration(progress['eta'])}")
+    parts.append(f"elapsed {_duration(progress.get('elapsed'))}")
+    return " · ".join(parts)
+
+
+def _parameters_of(snap: dict) -> tuple[int, int] | None:
+    """The job's (trainable, total): the run's config.json once written, else a meta-device count."""
+    if snap.get("run_dir"):
+        try:
+            params = stored_run(Path(snap["run_dir"]).name).read_config().get("parameters") or {}
+            if "trainable" in params:
+                return params["trainable"], params["total"]
+        except (TransferLabError, OSError, ValueError):
+            pass  # not written yet, or being rewritten: fall back to the count below
+    cfg = snap.get("config")
+    if cfg:
+        try:
+            return _counts(cfg["model"], cfg["strategy"])
+        except TransferLabError:
+            return None
+    return None
+
+
+def stats_text(snap: dict) -> str:
+    """Seconds per finished epoch and the trainable parameters of the job's model."""
+    seconds = [row["seconds"] for row in snap["history"] if row.get("seconds") is not None]
+    lines = []
+    if seconds:
+        listed = ", ".join(f"{s:.1f}" for s in seconds[-10:])
+        more = "…, " if len(seconds) > 10 else ""
+        lines.append(f"**Seconds per epoch:** {more}{listed} (mean {sum(seconds) / len(seconds):.1f})")
+    counts = _parameters_of(snap)
+    if counts:
+        lines.append(_counts_line(*counts))
+    return "  \n".join(lines)
+
+
+def _job_label(snap: dict) -> str:
+    cfg = snap.get("config")
+    if cfg:
+        return f"{cfg['model']} {cfg['strategy']}"
+    return Path(snap["run_dir"]).name if snap.get("run_dir") else snap["id"]
+
+
+def job_figure(snap: dict):
+    """Live curves of the job: train/val loss and accuracy (F1 for QA) per finished epoch."""
+    task = (snap.get("config") or {}).get("task")
+    metric = monitor_metric(snap["history"], "f1" if task == "qa" else "accuracy")
+    return curves_figure({_job_label(snap): snap["history"]}, metric)
+
+
+def poll_job(job_id: str | None, shown: str | None = None) -> tuple:
+    """One timer tick: (status, progress, curves, stats, shown key, timer update).
+
+    ``shown`` names the job and epoch count already drawn; the figure is only rebuilt and sent when a new epoch
+    finished. The timer switches itself off once the job has ended.
+    """
+    stop = gr.Timer(active=False)
+    if not job_id:
+        return "No job in this session yet: pick the settings and press Start.", "", gr.skip(), gr.skip(), shown, stop
+    try:
+        snap = jobs().snapshot(job_id)
+    except TransferLabError as err:
+        return str(err), "", gr.skip(), gr.skip(), shown, stop
+    key = f"{job_id}:{len(snap['history'])}"
+    figure = job_figure(snap) if key != shown else gr.skip()
+    timer = stop if snap["status"] not in ACTIVE else gr.Timer(active=True)
+    return status_text(snap), progress_text(snap["progress"]), figure, stats_text(snap), key, timer
+
+
+def follow_job(job_id: str | None) -> dict:
+    """The session got a new job (Start, Resume here or in the Runs tab): start polling it."""
+    return gr.Timer(active=bool(job_id))
+
+
+def cancel_job(job_id: str | None) -> str:
+    """Cancel the session's job; a running one checkpoints first, so the run can be resumed."""
+    snap = job_snapshot(job_id)
+    if snap is None:
+        return "There is no job of this session to cancel."
+    if snap["status"] not in ACTIVE:
+        return f"Job {job_id} has already ended ({snap['status']})."
+    jobs().cancel(job_id)
+    if snap["status"] == "queued":
+        return f"Job {job_id} is cancelled; it had not started."
+    return f"Cancelling job {job_id}: it stops at the next step and keeps its checkpoint."
+
+
+def resumable_runs() -> dict:
+    """Choices for the resume picker: cancelled or stopped runs, newest first."""
+    return gr.update(choices=[r["id"] for r in list_runs() if r["status"] in RESUMABLE])
+
+
+def resume_training(job_id: str | None, picked_run: str | None = None) -> tuple[str | None, str]:
+    """Resume the picked run, else the session's last cancelled or stopped run: (job id, status sentence)."""
+    current = job_snapshot(job_id)
+    if current is not None and current["status"] in ACTIVE:
+        return job_id, f"Your job {job_id} is still {current['status']}; cancel it before resuming another run."
+    ref = picked_run or None
+    if ref is None:
+        if current is None or current["status"] not in RESUMABLE:
+            return job_id, "Pick a cancelled or stopped run to resume (this session has none of its own)."
+        if not current.get("run_dir"):
+            return job_id, f"Job {job_id} was cancelled before it started; there is nothing to resume, press Start."
+        ref = Path(current["run_dir"]).name  # runs are named by id within the store
+    try:
+        new_id = submit_resume(ref)
+    except TransferLabError as err:
+        return job_id, str(err)
+    except OSError:
+        return job_id, "That run could not be read; it may have been deleted."
+    position = jobs().position(new_id)
+    where = f"queued, {_ahead(position)}" if position else "starting"
+    return new_id, f"Resuming as job {new_id}: {where}."
+
+
+# -- layout -------------------------------------------------------------------------------------------------------
+def build(job_state: gr.State | None = None) -> None:
+    """The Fine-tune tab, inside the caller's Blocks/Tab context.
+
+    ``job_state``: a ``gr.State`` shared with the Runs tab so that a resume started there is followed here;
+    without it this tab makes its own.
+    """
+    job_state = job_state if job_state is not None else gr.State(None)
+    shown = gr.State(None)
+    timer = gr.Timer(POLL_SECONDS, active=False)
+    task0 = registry.TASKS[0]
+    models0 = model_options(task0)
+    model0 = models0[0][1] if models0 else None
+    strategy0 = _default_strategy(model0, None) if model0 else None
+
+    with gr.Row():
+        task = gr.Radio(list(registry.TASKS), value=task0, label="Task")
+        preset = gr.Dropdown(preset_options(task0), value=NO_PRESET, label="Preset (optional)",
+                             info="Fills the form; its optimizer and scheduler apply when the run starts.")
+    with gr.Row():
+        model = gr.Dropdown(models0, value=model0, label="Model",
+                            info="untrained = random weights on this machine (no Hub access).")
+        strategy = gr.Dropdown(strategy_options(model0), value=strategy0, label="Strategy")
+    params = gr.Markdown(parameter_text(model0, strategy0))
+    with gr.Row():
+        epochs = gr.Number(TrainConfig.epochs, label="Epochs", precision=0, minimum=1)
+        lr = gr.Textbox("", label="Learning rate", placeholder="blank = the model's default")
+        batch_size = gr.Number(TrainConfig.batch_size, label="Batch size", precision=0, minimum=1)
+    with gr.Row():
+        train_limit = gr.Number(None, label="Train limit (examples, blank = all)", precision=0)
+        eval_limit = gr.Number(None, label="Eval limit (examples, blank = all)", precision=0)
+        minutes = gr.Number(None, label="Time budget (minutes, blank = none)")
+    with gr.Row():
+        start = gr.Button("Start", variant="primary")
+        cancel = gr.Button("Cancel", variant="stop")
+        resume = gr.Button("Resume")
+        resume_pick = gr.Dropdown([], value=None, label="Run to resume (blank = this session's last)",
+                                  allow_custom_value=True)
+    status = gr.Markdown()
+    progress = gr.Markdown()
+    curves = gr.Plot(label="Learning curves")
+    stats = gr.Markdown()
+
+    form = [task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes, preset]
+    # .input (user edits) rather than .change: a preset that sets task and model must not be undone by the
+    # task's own cascade resetting the model.
+    task.input(on_task, task, [model, strategy, preset, params], api_name="choose_task")
+    model.input(on_model, [model, strategy], [strategy, params], api_name="choose_model")
+    strategy.input(parameter_text, [model, strategy], params, api_name="parameter_counts")
+    preset.input(apply_preset, preset, [task, model, strategy, epochs, lr, batch_size, params],
+                 api_name="apply_preset")
+    start.click(start_training, [job_state, *form], [job_state, status], api_name="start_training")
+    cancel.click(cancel_job, job_state, status, api_name="cancel_job")
+    resume.click(resume_training, [job_state, resume_pick], [job_state, status], api_name="resume_training")
+    resume_pick.focus(resumable_runs, None, resume_pick, api_name="resumable_runs", show_progress="hidden")
+    job_state.change(follow_job, job_state, timer, api_name="follow_job", show_progress="hidden")
+    # Polling reads a snapshot under a lock: cheap, so every session may poll at once.
+    timer.tick(poll_job, [job_state, shown], [status, progress, curves, stats, shown, timer], api_name="poll_job",
+               show_progress="hidden", concurrency_limit=None)

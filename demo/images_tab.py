@@ -1,0 +1,131 @@
+"""Images tab: the top-5 CIFAR-10 classes of one image, by up to three models side by side (e.g. a CNN and a
+vision transformer).
+
+The upload accepts any image a browser can send; decoding (RGBA, grayscale, palette, huge, corrupt) is
+core.data.images.decode_image's job, so the event runs with ``preprocess=False``: Gradio's own preprocessing
+would open the file with PIL first and fail on a corrupt one with a generic error instead of our sentence.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+from PIL import Image
+
+from core.data.images import decode_image, load_images
+from core.errors import BadInputError, TransferLabError
+from core.paths import data_dir
+from demo.qa_tab import md_escape, model_heading, model_picker, predict_with, refresh_pickers
+
+N_MODELS = 3
+TOP_K = 5
+EXAMPLE_CLASSES = ("airplane", "automobile", "bird", "cat", "ship", "truck")
+
+
+@functools.lru_cache(maxsize=1)
+def example_images() -> tuple[tuple[str, ...], tuple[str, ...], str]:
+    """(PNG paths, their true classes, a note) for a few CIFAR-10 test images from the shared data folder.
+
+    The images are written once per process to a temporary folder (removed at exit), never into the repository.
+    Without the data folder there are no examples and the note says why.
+    """
+    try:
+        test = load_images("test", data_dir())  # an explicit folder: never a download from the Hub
+    except TransferLabError as err:
+        return (), (), f"No example images: {err}"
+    folder = Path(tempfile.mkdtemp(prefix="transfer_lab_examples_"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    paths, names = [], []
+    for name in EXAMPLE_CLASSES:
+        if name not in test.classes:
+            continue
+        i = int((test.labels == test.classes.index(name)).nonzero()[0])  # first test image of that class
+        path = folder / f"cifar10_test_{name}.png"
+        Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(path)
+        paths.append(str(path))
+        names.append(name)
+    return tuple(paths), tuple(names), "CIFAR-10 test images (32x32) from the shared data folder."
+
+
+def image_bytes(image) -> bytes:
+    """The uploaded file's bytes, whatever form the value arrives in: a Gradio file payload (dict with "path"),
+    a path, or bytes. BadInputError when there is none."""
+    if isinstance(image, dict):
+        image = image.get("path")
+    if image is None or image == "":
+        raise BadInputError("Upload an image or pick an example first.")
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    try:
+        return Path(image).read_bytes()
+    except OSError:
+        raise BadInputError("The uploaded image could not be read; upload it again.") from None
+
+
+def image_result(title: str, info, result: list[dict] | None, error: str) -> tuple[str, dict | None]:
+    """(heading Markdown, gr.Label value {class: probability} of the top 5) for one model."""
+    if result is None:
+        return model_heading(title, info, error), None
+    best = result[0]
+    lines = [model_heading(title, info, ""), f"Top class: **{md_escape(best['label'])}** ({best['probability']:.3f})"]
+    return "\n\n".join(lines), {r["label"]: r["probability"] for r in result}
+
+
+def classify_image(image, *refs: str | None):
+    """Event handler: (status, then heading and top-5 label for each of the ``N_MODELS`` pickers)."""
+    status = ""
+    try:
+        data = image_bytes(image)
+        decode_image(data, size=32)  # one sentence for an empty, corrupt or oversized file, before any model loads
+    except BadInputError as err:
+        status = str(err)
+    if not status and not any(refs):
+        status = "Pick at least one model."
+    if status:
+        return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
+    outputs = []
+    for i, ref in enumerate(refs):
+        if not ref:
+            outputs += ["", None]
+            continue
+        info, result, error = predict_with(ref, "images", lambda task: task.predict_image(data, top_k=TOP_K))
+        outputs += list(image_result(f"Model {i + 1}", info, result, error))
+    return ("", *outputs)
+
+
+def refresh_models(*current: str | None):
+    return tuple(refresh_pickers("images", *current))
+
+
+def build() -> None:
+    gr.Markdown("Classify an image into the CIFAR-10 classes with up to three models, for example a CNN and a "
+                "vision transformer. Any size or mode is accepted; it is centre-cropped and resized per model.")
+    with gr.Row():
+        with gr.Column(scale=3):
+            image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
+                             height=260)
+            paths, names, note = example_images()
+            if paths:
+                gr.Examples([[p] for p in paths], inputs=[image], example_labels=list(names), label=note,
+                            api_name="image_example")
+            else:
+                gr.Markdown(f"_{md_escape(note)}_")
+        with gr.Column(scale=2):
+            pickers = [model_picker("images", f"Model {i + 1}" + ("" if i == 0 else " (optional)"), first=i == 0)
+                       for i in range(N_MODELS)]
+            with gr.Row():
+                go = gr.Button("Classify", variant="primary")
+                refresh = gr.Button("Refresh models")
+            status = gr.Markdown()
+    results = []
+    with gr.Row():
+        for i in range(N_MODELS):
+            with gr.Column():
+                results.append(gr.Markdown(f"### Model {i + 1}"))
+                results.append(gr.Label(num_top_classes=TOP_K, label=f"Model {i + 1}: top {TOP_K} classes"))
+    go.click(classify_image, [image, *pickers], [status, *results], api_name="image_classify", preprocess=False)
+    refresh.click(refresh_models, pickers, pickers, api_name="image_refresh_models")

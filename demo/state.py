@@ -1,0 +1,42 @@
+"""Process-wide state shared by every browser session: the training queue and the loaded-model cache.
+
+Handlers import ``jobs()`` and ``predictors()`` rather than building their own, so that all sessions see one
+queue (one training job at a time per device) and load each model once.
+"""
+from __future__ import annotations
+
+import functools
+
+from core import registry
+from core.jobs import JobQueue
+from core.predictors import PredictorCache
+from core.runs import list_runs
+from demo.models_tab import weights_status
+
+
+@functools.lru_cache(maxsize=1)
+def jobs() -> JobQueue:
+    return JobQueue()
+
+
+@functools.lru_cache(maxsize=1)
+def predictors() -> PredictorCache:
+    return PredictorCache()
+
+
+def model_choices(task: str, include_registry: bool = True) -> list[tuple[str, str]]:
+    """(label, ref) pairs for a task's model pickers: finished runs first, then the registry's models.
+
+    A run's ref is its folder; a registry model's is ``model:<name>``. Labels say plainly what a choice is, e.g.
+    "run 20261123-… efficientnet_lite0 feature_extraction (accuracy 0.749)" or "vgg19 (untrained)".
+    """
+    choices = []
+    for r in list_runs(task=task):
+        if r["status"] != "completed":
+            continue
+        metric = f" ({r['headline_metric']} {r['headline']:.3f})" if isinstance(r["headline"], float) else ""
+        choices.append((f"run {r['id']}{metric}", r["path"]))
+    if include_registry:
+        for spec in registry.list_models(task):
+            choices.append((f"{spec.name} ({weights_status(spec)}, head not trained)", f"model:{spec.name}"))
+    return choices
