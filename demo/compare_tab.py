@@ -27,6 +27,7 @@ from core.compare import (Comparison, ConfusionMatrix, QA_TASK, compare_runs, co
                           disagreements, metrics_table)
 from core.data.images import load_images
 from core.errors import BadInputError, DataNotFoundError, TransferLabError
+from demo.pickers import fmt_value
 from demo.plots import curves_figure
 from demo.state import model_choices
 
@@ -91,16 +92,7 @@ def confusion_figure(cm: ConfusionMatrix, title: str) -> go.Figure:
     return fig
 
 
-def _fmt(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+_fmt = fmt_value
 
 
 def _p(value) -> str:

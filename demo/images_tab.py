@@ -19,7 +19,7 @@ from PIL import Image
 from core.data.images import decode_image, load_images
 from core.errors import BadInputError, TransferLabError
 from core.paths import data_dir
-from demo.qa_tab import md_escape, model_heading, model_picker, predict_with, refresh_pickers
+from demo.pickers import md_escape, model_heading, model_picker, predict_with, refresh_pickers
 
 N_MODELS = 3
 TOP_K = 5

@@ -18,6 +18,7 @@ import gradio as gr
 from core.errors import BadSettingError, RunNotFoundError, TransferLabError
 from core.paths import runs_dir
 from core.runs import Run, delete_run, list_runs, open_run
+from demo.pickers import fmt_value
 from demo.plots import curves_figure, monitor_metric
 from demo.state import jobs, predictors
 
@@ -81,14 +82,7 @@ def select_run_row(evt: gr.SelectData) -> tuple:
 
 
 # -- reading one run ----------------------------------------------------------------------------------------
-def _fmt(value) -> str:
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
-    if isinstance(value, int):
-        return f"{value:,}"
-    return str(value)
+_fmt = fmt_value
 
 
 def config_summary(run) -> str:

@@ -9,7 +9,7 @@ import gradio as gr
 from core.data.tweets import clean_tweet
 from core.errors import BadInputError
 from core.paths import REPO_ROOT
-from demo.qa_tab import md_escape, model_heading, model_picker, predict_with, refresh_pickers
+from demo.pickers import md_escape, model_heading, model_picker, predict_with, refresh_pickers
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "tweet_examples.json"
 N_MODELS = 3

@@ -17,7 +17,7 @@ from core.paths import data_dir
 from core.train import train
 
 gr = pytest.importorskip("gradio")
-from demo import images_tab, qa_tab, tweets_tab  # noqa: E402
+from demo import images_tab, pickers, qa_tab, tweets_tab  # noqa: E402
 from demo.state import predictors  # noqa: E402
 
 DATA = data_dir()  # $TRANSFER_LAB_DATA or ../shared/datasets
@@ -117,7 +117,7 @@ def test_highlighted_passage_marks_the_answer_in_an_excerpt():
 
 
 def test_md_escape_keeps_user_text_literal():
-    assert qa_tab.md_escape("a*b_<i>") == "a\\*b\\_&lt;i&gt;"
+    assert pickers.md_escape("a*b_<i>") == "a\\*b\\_&lt;i&gt;"
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -1,5 +1,4 @@
 """The training engine on real CIFAR-10 with the packaged EfficientNet-Lite0: cache, resume, budget, reopen."""
-import io
 import json
 import subprocess
 import sys
@@ -10,7 +9,7 @@ import torch
 from PIL import Image
 
 from core.config import TrainConfig
-from core.errors import BadInputError, BadSettingError, CancelledError, DataNotFoundError
+from core.errors import BadSettingError, CancelledError, DataNotFoundError
 from core.runs import open_run
 from core.train import evaluate_run, load_run_task, make_task, train
 

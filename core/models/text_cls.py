@@ -270,7 +270,7 @@ def load_tokenizer(spec_name: str):
     """
     from transformers import AutoTokenizer
 
-    spec = get(spec_name)
+    get(spec_name)  # one clear sentence for an unknown name
     arch = _ARCHS.get(spec_name)
     if arch is None:
         raise BadSettingError(f"{spec_name} is not a tweet model, so it has no tweet tokenizer.")

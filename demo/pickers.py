@@ -1,0 +1,168 @@
+"""What the prediction tabs (QA, tweets, images) share: pick, load and describe a model.
+
+A picked model is loaded through ``demo.state.predictors()`` and described honestly: a fine-tuned run, or a
+registry model whose task head was never trained (its outputs are therefore not meaningful).
+"""
+from __future__ import annotations
+
+import html
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TypeVar
+
+import gradio as gr
+
+from core import registry
+from core.errors import BadInputError, BadSettingError, RunNotFoundError, TransferLabError
+from core.runs import open_run
+from demo.models_tab import weights_status
+from demo.state import model_choices, predictors
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def fmt_value(value) -> str:
+    """A metric or count for a table cell: 4 decimals, thousands separators, yes/no, blank for missing."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) < 1e4 else f"{value:,.0f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+HEAD_WORDS = {"images": "classification head", "tweets": "classification head", "qa": "answer-span head"}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What a picked model is, for the line shown above its predictions.
+
+    ``trained`` is True when its task head was trained for this task (a fine-tuned run, or a registry checkpoint
+    already fine-tuned for it); otherwise its outputs come from a random head and ``note`` says so.
+    """
+
+    ref: str
+    name: str
+    trained: bool
+    note: str  # one Markdown sentence
+
+
+def md_escape(text: str) -> str:
+    """Text safe to put inside Markdown: HTML-escaped, Markdown punctuation backslashed."""
+    out = html.escape(str(text), quote=False)
+    for ch in "\\`*_[]#|~":
+        out = out.replace(ch, "\\" + ch)
+    return out
+
+
+def describe_run(ref: str, task_name: str) -> ModelInfo:
+    """A run of this task, described by its model, strategy and test metric; one sentence when it is gone."""
+    if not Path(ref).is_dir():
+        raise RunNotFoundError(f"Run {Path(ref).name} no longer exists (it was deleted); press Refresh and pick "
+                               "another model.")
+    summary = open_run(ref).summary()
+    if summary["task"] != task_name:
+        raise BadSettingError(f"Run {summary['id']} was trained for the {summary['task']} task, not {task_name}.")
+    metric = summary["headline"]
+    scored = f", test {summary['headline_metric']} {metric:.3f}" if isinstance(metric, (int, float)) else ""
+    state = "" if summary["status"] == "completed" else f" (status {summary['status']}: weights of its last checkpoint)"
+    note = (f"✅ Fine-tuned run `{summary['id']}`: {md_escape(summary['model'])}, {md_escape(summary['strategy'])}"
+            f"{scored}{state}.")
+    return ModelInfo(ref, summary["id"], True, note)
+
+
+def describe_registry_model(ref: str, task_name: str, loaded) -> ModelInfo:
+    """A registry model as built here: already fine-tuned for the task (a QA checkpoint from the Hub), or not."""
+    spec = registry.get(ref.removeprefix("model:"))
+    source = str(getattr(loaded.model, "weights_source", "unknown"))
+    if spec.family == "qa_finetuned" and source.startswith("hub:"):
+        return ModelInfo(ref, spec.name, True, f"✅ Registry model **{md_escape(spec.name)}**: a checkpoint already "
+                                               f"fine-tuned for this task ({md_escape(source)}).")
+    if getattr(loaded.model, "pretrained", False):
+        body = f"pretrained weights ({md_escape(source)}), but its {HEAD_WORDS[task_name]} was never trained"
+    else:
+        body = "every weight is random (no pretrained weights on this machine), and it was never trained"
+    return ModelInfo(ref, spec.name, False, f"⚠️ **Untrained — not a real prediction.** Registry model "
+                                            f"**{md_escape(spec.name)}**: {body}, so these outputs are not meaningful. "
+                                            "Fine-tune it first, then pick the run.")
+
+
+def load_model(ref: str | None, task_name: str):
+    """(TaskRun ready to predict, ModelInfo) for a picker's ref; a TransferLabError with one sentence otherwise."""
+    if not ref:
+        raise BadInputError("Pick a model first.")
+    if ref.startswith("model:"):
+        spec = registry.get(ref.removeprefix("model:"))  # UnknownModelError: one sentence
+        if spec.task != task_name:
+            raise BadSettingError(f"{spec.name} is a model for the {spec.task} task, not {task_name}.")
+        loaded = predictors().get(ref)
+        return loaded, describe_registry_model(ref, task_name, loaded)
+    try:
+        info = describe_run(ref, task_name)
+        loaded = predictors().get(ref)
+    except RunNotFoundError:
+        predictors().forget_run(ref)  # a deleted run: free the memory its loaded model still holds
+        raise
+    return loaded, info
+
+
+def user_message(err: BaseException) -> str:
+    """One sentence for the UI. Our typed errors carry theirs; anything else is a bug, logged with its traceback."""
+    if isinstance(err, TransferLabError):
+        return str(err)
+    if "out of memory" in str(err).lower():
+        return "The model ran out of memory on this input; try a shorter input or a smaller model."
+    log.error("prediction failed", exc_info=err)
+    return f"The model failed on this input ({type(err).__name__}); the details are in the server log."
+
+
+def predict_with(ref: str | None, task_name: str,
+                 predict: Callable[[object], T]) -> tuple[ModelInfo | None, T | None, str]:
+    """Load ``ref`` and run ``predict(task_run)``: (info, result, "") or (info or None, None, one sentence)."""
+    info = None
+    try:
+        loaded, info = load_model(ref, task_name)
+        return info, predict(loaded), ""
+    except Exception as err:  # the UI boundary: every failure becomes one sentence, the app keeps running
+        return info, None, user_message(err)
+
+
+def model_heading(title: str, info: ModelInfo | None, error: str) -> str:
+    """The Markdown above one model's result: which model, what it is, or why there is no result."""
+    lines = [f"### {title}"]
+    if info is not None:
+        lines.append(info.note)
+    if error:
+        lines.append(f"**{md_escape(error)}**")
+    return "\n\n".join(lines)
+
+
+def default_ref(choices: list[tuple[str, str]]) -> str | None:
+    """The newest finished run, else the first registry model with real weights here, else nothing."""
+    for _, ref in choices:
+        if not ref.startswith("model:"):
+            return ref
+    for _, ref in choices:
+        if weights_status(registry.get(ref.removeprefix("model:"))) != "untrained":
+            return ref
+    return None
+
+
+def refresh_pickers(task_name: str, *current: str | None) -> list[dict]:
+    """New choices for every picker of a tab (new runs appear, deleted ones go); each keeps its value if still
+    offered."""
+    choices = model_choices(task_name)
+    refs = {ref for _, ref in choices}
+    return [gr.update(choices=choices, value=value if value in refs else None) for value in current]
+
+
+def model_picker(task_name: str, label: str, first: bool) -> gr.Dropdown:
+    choices = model_choices(task_name)
+    return gr.Dropdown(choices=choices, value=default_ref(choices) if first else None, label=label,
+                       info=None if not first else "Fine-tuned runs first, then registry models (untrained heads).")
