@@ -23,11 +23,12 @@ and batch size.
 Each side first runs ``--warmup-steps`` steps (then the starting weights are put back). The batch order differs
 (each side shuffles its own way), so the final losses agree only roughly. ``--rounds`` repeats the pair of
 epochs, alternating which side goes first. transformers' Trainer needs ``accelerate`` (not in
-requirements.txt): without it this prints a one-line error and exits 2. Prints one JSON line.
+requirements.txt): without it this prints a one-line error and exits with status 1. Prints one JSON line.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import importlib.util
 import json
@@ -185,7 +186,8 @@ def main() -> None:
     dynamic_rows = trainer_examples(task, padded=False)
     lengths = task.splits["train"].lengths.float()
     ours, theirs, static = [], [], []
-    with tempfile.TemporaryDirectory(prefix="bench-tweets-trainer-") as tmp:
+    # The Trainer prints its final metrics to stdout whatever logging_strategy says: keep stdout for the JSON line.
+    with tempfile.TemporaryDirectory(prefix="bench-tweets-trainer-") as tmp, contextlib.redirect_stdout(sys.stderr):
         warm_up_ours(task, args.warmup_steps)
         task.model.load_state_dict(start_state)
         warm_up_trainer(task, dynamic_rows, tmp, args.warmup_steps)
