@@ -133,8 +133,10 @@ def _number(value, what: str) -> float | None:
     return number
 
 
-def _whole(value, what: str, required: bool) -> int | None:
+def _whole(value, what: str, required: bool, zero_is_none: bool = False) -> int | None:
     number = _number(value, what)
+    if zero_is_none and number == 0:  # a gr.Number cannot show a blank: 0 means "no limit"
+        number = None
     if number is None:
         if required:
             raise BadSettingError(f"Fill in the {what}.")
@@ -169,9 +171,9 @@ def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=
                   epochs=_whole(epochs, "number of epochs", required=True),
                   lr=_number(lr, "learning rate"),  # blank: the model's default; NaN or <= 0: validate() says so
                   batch_size=_whole(batch_size, "batch size", required=True),
-                  train_limit=_whole(train_limit, "train limit", required=False),
-                  eval_limit=_whole(eval_limit, "eval limit", required=False),
-                  max_minutes=_number(minutes, "time budget in minutes"))
+                  train_limit=_whole(train_limit, "train limit", required=False, zero_is_none=True),
+                  eval_limit=_whole(eval_limit, "eval limit", required=False, zero_is_none=True),
+                  max_minutes=_number(minutes, "time budget in minutes") or None)  # 0: no budget
     return TrainConfig(**values).validate()
 
 
@@ -381,16 +383,18 @@ def build(job_state: gr.State | None = None) -> None:
     with gr.Row():
         model = gr.Dropdown(models0, value=model0, label="Model",
                             info="untrained = random weights on this machine (no Hub access).")
-        strategy = gr.Dropdown(strategy_options(model0), value=strategy0, label="Strategy")
+        # allow_custom_value: one model pick fires .input twice and the second carries the strategy the first
+        # removed from the choices; on_model then falls back to a supported one (config_from_form checks it).
+        strategy = gr.Dropdown(strategy_options(model0), value=strategy0, label="Strategy", allow_custom_value=True)
     params = gr.Markdown(parameter_text(model0, strategy0))
     with gr.Row():
         epochs = gr.Number(TrainConfig.epochs, label="Epochs", precision=0, minimum=1)
         lr = gr.Textbox("", label="Learning rate", placeholder="blank = the model's default")
         batch_size = gr.Number(TrainConfig.batch_size, label="Batch size", precision=0, minimum=1)
     with gr.Row():
-        train_limit = gr.Number(None, label="Train limit (examples, blank = all)", precision=0)
-        eval_limit = gr.Number(None, label="Eval limit (examples, blank = all)", precision=0)
-        minutes = gr.Number(None, label="Time budget (minutes, blank = none)")
+        train_limit = gr.Number(0, label="Train limit (examples, 0 = all)", precision=0, minimum=0)
+        eval_limit = gr.Number(0, label="Eval limit (examples, 0 = all)", precision=0, minimum=0)
+        minutes = gr.Number(0, label="Time budget (minutes, 0 = none)", minimum=0)
     with gr.Row():
         start = gr.Button("Start", variant="primary")
         cancel = gr.Button("Cancel", variant="stop")
