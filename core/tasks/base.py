@@ -60,9 +60,17 @@ class TaskRun(abc.ABC):
         """Work done once before the first epoch (e.g. the frozen-feature cache); returns facts for config.json."""
         return {}
 
-    @abc.abstractmethod
+    def epoch_order(self, epoch: int) -> tuple[torch.Tensor, torch.Generator]:
+        """A permutation of the training examples that depends only on (seed, epoch), and the generator that
+        drew it (for further per-epoch draws such as image flips)."""
+        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
+        return torch.randperm(len(self.splits["train"]), generator=g), g
+
     def train_batches(self, epoch: int) -> list[Any]:
-        """The batches of one epoch, in order, deterministic in (seed, epoch)."""
+        """The batches of one epoch, in order, deterministic in (seed, epoch): index tensors by default."""
+        order, _ = self.epoch_order(epoch)
+        bs = self.cfg.batch_size
+        return [order[i:i + bs] for i in range(0, len(order), bs)]
 
     @abc.abstractmethod
     def train_step(self, batch: Any) -> tuple[torch.Tensor, int, int]:

@@ -160,9 +160,8 @@ class ImageTask(TaskRun):
 
     # -- training -------------------------------------------------------------------------------------------
     def train_batches(self, epoch):
-        n = len(self.splits["train"])
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g)
+        order, g = self.epoch_order(epoch)
+        n = len(order)
         flips = (torch.rand(n, generator=g) < 0.5) if self.cfg.hflip else torch.zeros(n, dtype=torch.bool)
         bs = self.cfg.batch_size
         return [(order[i:i + bs], flips[order[i:i + bs]]) for i in range(0, n, bs)]

@@ -299,13 +299,6 @@ class QATask(TaskRun):
                                   "tokens": tokens, "hidden_size": hidden}}
 
     # -- training -------------------------------------------------------------------------------------------
-    def train_batches(self, epoch):
-        n = len(self.splits["train"])
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g)
-        bs = self.cfg.batch_size
-        return [order[i:i + bs] for i in range(0, n, bs)]
-
     def train_step(self, batch):
         """Loss (batch mean), windows whose start and end tokens are both right, windows."""
         split = self.splits["train"]

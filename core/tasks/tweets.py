@@ -266,13 +266,6 @@ class TweetTask(TaskRun):
                                   "rows": rows, "hidden_size": hidden}}
 
     # -- training -------------------------------------------------------------------------------------------
-    def train_batches(self, epoch):
-        n = len(self.splits["train"])
-        g = torch.Generator().manual_seed(self.cfg.seed * 100_003 + epoch)
-        order = torch.randperm(n, generator=g)
-        bs = self.cfg.batch_size
-        return [order[i:i + bs] for i in range(0, n, bs)]
-
     def train_step(self, batch):
         chunk = TRAIN_CHUNK_ROWS if self.device.type == "cpu" else len(batch)
         out = self._head("train", batch, chunk)
