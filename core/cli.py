@@ -16,7 +16,7 @@ from core import registry
 from core.config import TrainConfig
 from core.errors import BadInputError, CancelledError, TransferLabError
 from core.freezing import STRATEGIES, apply_strategy, count_parameters
-from core.presets import PRESETS, get_preset
+from core.presets import PRESETS, compose_settings
 from core.registry import BuildRequest
 
 DEFAULT_NUM_CLASSES = {"images": 10, "tweets": 2, "qa": 2}
@@ -68,14 +68,9 @@ def cmd_params(args) -> None:
 
 
 def _config_from_args(args) -> TrainConfig:
-    values: dict = {}
-    if args.preset:
-        values.update(get_preset(args.preset))
-        values["preset"] = args.preset
-    for f in fields(TrainConfig):
-        v = getattr(args, f.name, None)
-        if v is not None and f.name != "preset":
-            values[f.name] = v
+    """Model's recommended settings < preset < flags (core.presets.compose_settings)."""
+    given = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
+    values = compose_settings(None, args.preset, given)
     for required in ("task", "model"):
         if required not in values:
             raise BadInputError(f"train needs --{required} (or a --preset that sets it).")

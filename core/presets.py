@@ -29,10 +29,35 @@ PRESETS: dict[str, dict] = {
     "qa-parsbert": dict(task="qa", model="parsbert", strategy="full", optimizer="adamw", lr=5e-5, weight_decay=0.01,
                         scheduler="step", step_size=1, step_gamma=0.1, batch_size=16, epochs=2, max_length=384,
                         doc_stride=128),
+    # Offline Persian QA: measured on this project's 2-core CPU, 1 epoch over 2,000 PQuAD questions takes ~15 min
+    # and reaches test F1 0.50 against the no-answer baseline's 0.24 (README, "Persian QA").
+    "qa-e5-small": dict(task="qa", model="e5_small", strategy="full", optimizer="adamw", lr=1e-4, batch_size=16,
+                        scheduler="none", epochs=1, max_length=384, doc_stride=128),
     "qa-albert-fa": dict(task="qa", model="albert_fa", strategy="full", optimizer="adamw", lr=5e-5,
                          weight_decay=0.01, scheduler="step", step_size=1, step_gamma=0.1, batch_size=16, epochs=2,
                          max_length=384, doc_stride=128),
 }
+
+
+def compose_settings(model: str | None, preset: str | None, given: dict) -> dict:
+    """TrainConfig fields for a run: the model's recommended settings (``ModelSpec.recommended``), then the
+    preset's, then the ones the user gave (CLI flags or the app's form), each overriding the one before.
+
+    >>> compose_settings("e5_small", None, {"task": "qa", "model": "e5_small", "lr": 3e-5})["strategy"]
+    'full'
+    """
+    from core import registry
+
+    values: dict = {}
+    preset_values = get_preset(preset) if preset else {}
+    name = given.get("model") or preset_values.get("model") or model
+    if name:
+        values.update(registry.get(name).recommended)
+    if preset:
+        values.update(preset_values)
+        values["preset"] = preset
+    values.update({k: v for k, v in given.items() if v is not None and k != "preset"})
+    return values
 
 
 def get_preset(name: str) -> dict:

@@ -52,6 +52,9 @@ class ModelSpec:
     description: str = ""
     default_lr: float = 1e-4
     notes: str = ""  # caveats shown wherever the model is offered (e.g. 4-bit quantised weights)
+    # TrainConfig fields a run of this model starts from when neither a preset nor the user sets them (e.g. QA
+    # encoders: strategy "full", AdamW, batch 16); see core.presets.compose_settings.
+    recommended: dict = field(default_factory=dict, compare=False)
 
     def to_json(self) -> dict:
         return {
@@ -66,6 +69,7 @@ class ModelSpec:
             "strategies": list(self.strategies),
             "description": self.description,
             "notes": self.notes,
+            "recommended": dict(self.recommended),
         }
 
 

@@ -17,7 +17,7 @@ from core import registry
 from core.cli import parameter_counts
 from core.config import TrainConfig
 from core.errors import BadSettingError, TransferLabError
-from core.presets import PRESETS, get_preset
+from core.presets import PRESETS, compose_settings, get_preset
 from core.runs import list_runs
 from demo.models_tab import weights_status
 from demo.plots import curves_figure, monitor_metric
@@ -53,9 +53,14 @@ def preset_options(task: str | None) -> list[str]:
 
 
 def _default_strategy(model: str, current: str | None) -> str | None:
-    """Keep the current strategy when the model supports it, else TrainConfig's default, else the first."""
+    """Keep the current strategy when the model supports it, else the model's recommended one, else
+    TrainConfig's default, else the first."""
     options = strategy_options(model)
-    for choice in (current, TrainConfig.strategy):
+    try:
+        recommended = registry.get(model).recommended.get("strategy")
+    except TransferLabError:
+        recommended = None
+    for choice in (current, recommended, TrainConfig.strategy):
         if choice in options:
             return choice
     return options[0] if options else None
@@ -83,10 +88,17 @@ def parameter_text(model: str | None, strategy: str | None) -> str:
         return str(err)
 
 
+def _first_model(models: list[tuple[str, str]]) -> str | None:
+    """The first model with real weights here (Hub or package), so the default pick trains something useful."""
+    usable = [name for label, name in models if not label.endswith("untrained")]
+    return (usable or [name for _, name in models] or [None])[0]
+
+
 def on_task(task: str) -> tuple[dict, dict, dict, str]:
-    """A new task: its models, the first model's strategies, its presets and the parameter count."""
+    """A new task: its models (the first one with real weights picked), that model's strategies, the task's
+    presets and the parameter count."""
     models = model_options(task)
-    model = models[0][1] if models else None
+    model = _first_model(models)
     strategy = _default_strategy(model, None) if model else None
     return (gr.update(choices=models, value=model), gr.update(choices=strategy_options(model), value=strategy),
             gr.update(choices=preset_options(task), value=NO_PRESET), parameter_text(model, strategy))
@@ -150,7 +162,8 @@ def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=
                      minutes=None, preset=None) -> TrainConfig:
     """A validated TrainConfig from the form's values (raises TransferLabError with one sentence).
 
-    The preset's settings come first, the form's fields override them, as with ``python -m core train``.
+    The model's recommended settings come first, then the preset's, then the form's fields (blank ones left out),
+    as with ``python -m core train`` (core.presets.compose_settings).
     """
     if not task:
         raise BadSettingError("Pick a task.")
@@ -163,17 +176,14 @@ def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=
         raise BadSettingError(f"Model '{model}' is for the {spec.task} task, not {task}.")
     if strategy not in spec.strategies:
         raise BadSettingError(f"{model} supports the strategies {', '.join(spec.strategies)}, not {strategy}.")
-    values: dict = {}
-    if preset and preset != NO_PRESET:
-        values.update(get_preset(preset))
-        values["preset"] = preset
-    values.update(task=task, model=model, strategy=strategy,
-                  epochs=_whole(epochs, "number of epochs", required=True),
-                  lr=_number(lr, "learning rate"),  # blank: the model's default; NaN or <= 0: validate() says so
-                  batch_size=_whole(batch_size, "batch size", required=True),
-                  train_limit=_whole(train_limit, "train limit", required=False, zero_is_none=True),
-                  eval_limit=_whole(eval_limit, "eval limit", required=False, zero_is_none=True),
-                  max_minutes=_number(minutes, "time budget in minutes") or None)  # 0: no budget
+    given = dict(task=task, model=model, strategy=strategy,
+                 epochs=_whole(epochs, "number of epochs", required=True),
+                 lr=_number(lr, "learning rate"),  # blank: the model's default; NaN or <= 0: validate() says so
+                 batch_size=_whole(batch_size, "batch size", required=True),
+                 train_limit=_whole(train_limit, "train limit", required=False, zero_is_none=True),
+                 eval_limit=_whole(eval_limit, "eval limit", required=False, zero_is_none=True),
+                 max_minutes=_number(minutes, "time budget in minutes") or None)  # 0: no budget
+    values = compose_settings(model, preset if preset and preset != NO_PRESET else None, given)
     return TrainConfig(**values).validate()
 
 
@@ -373,7 +383,7 @@ def build(job_state: gr.State | None = None) -> None:
     timer = gr.Timer(POLL_SECONDS, active=False)
     task0 = registry.TASKS[0]
     models0 = model_options(task0)
-    model0 = models0[0][1] if models0 else None
+    model0 = _first_model(models0)
     strategy0 = _default_strategy(model0, None) if model0 else None
 
     with gr.Row():

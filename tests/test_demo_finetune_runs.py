@@ -11,6 +11,7 @@ import pytest
 gr = pytest.importorskip("gradio")
 go = pytest.importorskip("plotly.graph_objects")
 
+from core.hub import hub_available  # noqa: E402
 from core.runs import open_run  # noqa: E402
 from demo import finetune_tab, runs_tab  # noqa: E402
 from demo.plots import curves_figure  # noqa: E402
@@ -105,7 +106,9 @@ def test_parameter_counts_and_choices_follow_the_model():
     models, strategy, presets, _ = finetune_tab.on_task("qa")
     assert [name for _, name in models["choices"]] == ["parsbert", "albert_fa", "xlmr_base", "distilbert_fa_pquad",
                                                         "xlmr_pquad", "e5_small"]
-    assert presets["choices"] == [finetune_tab.NO_PRESET, "qa-parsbert", "qa-albert-fa"]
+    assert presets["choices"] == [finetune_tab.NO_PRESET, "qa-parsbert", "qa-e5-small", "qa-albert-fa"]
+    if not hub_available():  # offline the pick is the model with real weights, with QA's recommended strategy
+        assert models["value"] == "e5_small" and strategy["value"] == "full"
     assert finetune_tab.parameter_text("mlp", "last_block") == \
         "mlp supports the strategies scratch, full, not last_block."
     filled = finetune_tab.apply_preset("paper-densenet201-last-block")

@@ -13,7 +13,7 @@ from core import registry
 from core.cli import parameter_counts
 from core.config import TrainConfig
 from core.data.qa import QAExample, load_pquad
-from core.errors import BadInputError, WeightsUnavailableError
+from core.errors import BadInputError, UnknownModelError, WeightsUnavailableError
 from core.freezing import apply_strategy, count_parameters
 from core.hub import hub_available
 from core.models import qa as M
@@ -226,6 +226,21 @@ def test_windows_are_trimmed_and_labelled(pquad_examples):
             assert ex.answers[0][0] in text
 
 
+def test_training_batches_cover_every_window_once_grouped_by_length(pquad_examples):
+    task = tiny_task(batch_size=4)
+    task.splits["train"] = make_split(pquad_examples, task.tokenizer(), 384, 128, "x")
+    lengths = task.splits["train"].lengths
+    batches = task.train_batches(0)
+    assert sorted(torch.cat(batches).tolist()) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= 4 for b in batches)
+    assert [b.tolist() for b in task.train_batches(0)] == [b.tolist() for b in batches]  # (seed, epoch) only
+    assert [b.tolist() for b in task.train_batches(1)] != [b.tolist() for b in batches]
+    order, _ = task.epoch_order(0)
+    plain = sum(int(lengths[order[i:i + 4]].max()) * len(order[i:i + 4]) for i in range(0, len(order), 4))
+    grouped = sum(int(lengths[b].max()) * len(b) for b in batches)
+    assert grouped < plain  # tokens the encoder reads once batches are trimmed to their longest window
+
+
 @pytest.mark.parametrize("strategy", ["feature_extraction", "last_block"])
 def test_cached_training_step_equals_the_uncached_one(pquad_examples, strategy):
     """Same logits on real tokens; the same loss for windows without padding (the cache pads with zeros, the
@@ -336,3 +351,23 @@ def test_short_real_e5_run_reopens_answers_and_reevaluates(data_dir, runs_root):
     for key in ("f1", "exact", "HasAns_f1", "NoAns_f1", "null_threshold", "answered"):
         assert again[key] == pytest.approx(metrics[key], abs=1e-9), key
     assert again["loss"] == pytest.approx(metrics["loss"], rel=1e-4)
+
+
+def test_a_qa_run_starts_from_the_models_recommended_settings_then_preset_then_flags():
+    """`python -m core train --task qa --model e5_small` (the issue's acceptance command, no --strategy) fine-tunes
+    the whole encoder with AdamW; a preset overrides the model's settings and a flag overrides both."""
+    from core.cli import _config_from_args, build_parser
+
+    def config(*argv):
+        return _config_from_args(build_parser().parse_args(["train", *argv]))
+
+    cfg = config("--task", "qa", "--model", "e5_small", "--epochs", "1")
+    assert (cfg.strategy, cfg.optimizer, cfg.scheduler, cfg.batch_size, cfg.epochs) == ("full", "adamw", "none", 16, 1)
+    assert cfg.resolved_lr(registry.get("e5_small").default_lr) == 1e-4
+    assert config("--task", "qa", "--model", "e5_small", "--strategy", "last_block").strategy == "last_block"
+    cfg = config("--preset", "qa-parsbert", "--batch-size", "8")
+    assert (cfg.model, cfg.scheduler, cfg.lr, cfg.batch_size, cfg.preset) == ("parsbert", "step", 5e-5, 8, "qa-parsbert")
+    images = config("--task", "images", "--model", "resnet50")  # no recommendations: TrainConfig's defaults
+    assert (images.strategy, images.optimizer, images.batch_size) == ("feature_extraction", "adam", 64)
+    with pytest.raises(UnknownModelError):
+        config("--task", "qa", "--model", "no_such_model")
