@@ -44,6 +44,15 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
 
 
+def _saved_budget(run_dir: str | None, runs_root: str | None) -> float | None:
+    """The ``max_minutes`` a saved run was configured with (None when it has none)."""
+    if run_dir is None:
+        return None
+    from core.runs import open_run
+
+    return open_run(run_dir, runs_root).read_config().get("train", {}).get("max_minutes")
+
+
 def _zerogpu_call(fn, minutes: float):
     """Run ``fn`` inside a ZeroGPU allocation when the ``spaces`` package is present, else directly."""
     try:
@@ -161,17 +170,32 @@ class JobQueue:
                 job.history.append(row)
 
         kwargs = dict(runs_root=self.runs_root, on_progress=on_progress, on_epoch=on_epoch, cancel=job.cancel)
-        cfg = job.cfg
-        if cfg is not None and self.slice_minutes:
-            cfg.max_minutes = self.slice_minutes
         if job.resume is not None:  # curves continue from what the run already has
             from core.runs import open_run
 
             self._update(job, run_dir=job.resume, history=open_run(job.resume, self.runs_root).read_history())
-        run = _zerogpu_call(lambda: train(cfg, resume=job.resume, **kwargs), self.slice_minutes or 60)
+        user_minutes = (job.cfg.max_minutes if job.cfg is not None else
+                        _saved_budget(job.resume, self.runs_root))  # the user's own budget for the whole job
+        t0 = time.monotonic()
+
+        def this_slice() -> float | None:
+            """Minutes for the next call: the slice, cut to what is left of the user's budget."""
+            left = None if not user_minutes else max(user_minutes - (time.monotonic() - t0) / 60, 0.0)
+            if not self.slice_minutes:
+                return left
+            return self.slice_minutes if left is None else min(self.slice_minutes, left)
+
+        first = this_slice()
+        run = _zerogpu_call(lambda: train(job.cfg, resume=job.resume, max_minutes=first, **kwargs),
+                            first or 60)
         self._update(job, run_dir=str(run.path))
-        # ZeroGPU slices: keep resuming while the run stops on its per-call budget.
+        # ZeroGPU slices: keep resuming while the run stops on a slice's budget and the user's has time left.
         while self.slice_minutes and run.read_status()["status"] == "stopped" and not job.cancel.is_set():
-            run = _zerogpu_call(lambda: train(resume=str(run.path), **kwargs), self.slice_minutes)
+            minutes = this_slice()
+            if minutes is not None and minutes <= 0:
+                run.set_status("stopped", f"Stopped by the {user_minutes:g}-minute budget; resume it from the Runs "
+                                          f"tab or with: python -m core train --resume {run.path}")
+                break
+            run = _zerogpu_call(lambda: train(resume=str(run.path), max_minutes=minutes, **kwargs), minutes)
         status = run.read_status()
         self._update(job, status=status["status"], message=status["message"])

@@ -69,6 +69,7 @@ class ModelSpec:
             "strategies": list(self.strategies),
             "description": self.description,
             "notes": self.notes,
+            "default_lr": self.default_lr,
             "recommended": dict(self.recommended),
         }
 

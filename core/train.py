@@ -140,6 +140,8 @@ class Trainer:
         self.cancel = cancel or threading.Event()
         self.state = FitState()
         self.started = time.monotonic()
+        # this process's time budget: the run's own, unless the caller (a ZeroGPU slice) sets a shorter one
+        self.budget_minutes = self.cfg.max_minutes
         self.lr = self.cfg.resolved_lr(task.spec.default_lr)
         self.optimizer = make_optimizer(self.cfg, trainable_parameters(task.model), self.lr)
         self.scheduler = make_scheduler(self.cfg, self.optimizer)
@@ -201,7 +203,7 @@ class Trainer:
         normally with status "stopped".
         """
         cfg, task, s = self.cfg, self.task, self.state
-        budget = cfg.max_minutes * 60 if cfg.max_minutes else None
+        budget = self.budget_minutes * 60 if self.budget_minutes else None
         steps_per_epoch = len(task.train_batches(0))
         total_steps = steps_per_epoch * cfg.epochs
         self.run.set_status("running", f"Training {cfg.model} ({cfg.strategy}).")
@@ -241,7 +243,7 @@ class Trainer:
                         s.step_in_epoch < len(batches):
                     s.epoch_seconds += time.monotonic() - t_epoch
                     self.save_checkpoint()
-                    msg = (f"Stopped by the {cfg.max_minutes:g}-minute budget at epoch {s.epoch + 1}, step "
+                    msg = (f"Stopped by the {self.budget_minutes:g}-minute budget at epoch {s.epoch + 1}, step "
                            f"{s.step_in_epoch}; resume with: python -m core train --resume {self.run.path}")
                     self.run.set_status("stopped", msg)
                     return self.run
@@ -252,7 +254,7 @@ class Trainer:
             if last or over_budget or s.epoch % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
             if over_budget and not last:
-                msg = (f"Stopped by the {cfg.max_minutes:g}-minute budget after epoch {s.epoch}; resume with: "
+                msg = (f"Stopped by the {self.budget_minutes:g}-minute budget after epoch {s.epoch}; resume with: "
                        f"python -m core train --resume {self.run.path}")
                 self.run.set_status("stopped", msg)
                 return self.run
@@ -321,8 +323,11 @@ def run_config(task: TaskRun, prepared: dict, lr: float) -> dict:
 
 def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_root: str | None = None,
           on_progress: ProgressCallback | None = None, on_epoch: EpochCallback | None = None,
-          cancel: threading.Event | None = None) -> Run:
+          cancel: threading.Event | None = None, max_minutes: float | None = None) -> Run:
     """Train a new run from ``cfg``, or continue the run at ``resume`` from its last checkpoint.
+
+    ``max_minutes``: a time budget for this call only (it stops at a checkpoint with status "stopped"), e.g. one
+    ZeroGPU slice; the run's own ``max_minutes`` (its config) is left as the user set it.
 
     Typed errors (TransferLabError) leave the run folder with status "failed" and a one-sentence message; what
     was already checkpointed stays on disk.
@@ -349,6 +354,8 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
         task.load_data()
         task.build_model(saved.get("labels") if resume is not None else None)
         trainer = Trainer(task, run, on_progress, on_epoch, cancel)
+        if max_minutes is not None:
+            trainer.budget_minutes = max_minutes
         if resume is not None:
             trainer.restore_checkpoint()  # restores the RNG state saved with the checkpoint
         else:

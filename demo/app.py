@@ -14,7 +14,7 @@ INTRO = ("# Transfer Lab\nFine-tune pretrained models with the strategy you pick
 def build_app() -> gr.Blocks:
     with gr.Blocks(title="Transfer Lab") as app:
         gr.Markdown(INTRO)
-        job = gr.State(None)  # this browser session's training job, shared by Fine-tune and Runs
+        job = finetune_tab.new_job_state()  # this browser's training job, shared by Fine-tune and Runs
         with gr.Tab("Fine-tune"):
             finetune_tab.build(job_state=job)
         with gr.Tab("Persian QA"):

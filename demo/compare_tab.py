@@ -144,8 +144,12 @@ def _examples_view(pair: Comparison, examples: list[dict], what: str) -> tuple[s
     return note, gallery, _table(pair.task, examples)
 
 
+# The examples tables' headings before anything is listed (an image comparison's; _table sets each task's own).
+EMPTY_HEADERS = ["id", "true", "A", "A p", "B", "B p"]
+
+
 def _empty_examples(message: str) -> tuple[str, dict, dict]:
-    return message, gr.update(value=None, visible=False), {"headers": ["id"], "data": []}
+    return message, gr.update(value=None, visible=False), {"headers": EMPTY_HEADERS, "data": []}
 
 
 # -- handlers ------------------------------------------------------------------------------------------------------
@@ -157,7 +161,7 @@ def list_runs_for_task(task: str) -> tuple[dict, dict, str]:
     b = values[1] if len(values) > 1 else None
     if len(values) < 2:
         have = "no finished" if not values else "only one finished"
-        status = (f"There is {have} {task} run yet: train two (Train tab or `python -m core train --task {task} "
+        status = (f"There is {have} {task} run yet: train two (Fine-tune tab or `python -m core train --task {task} "
                   "...`) and press Refresh.")
     else:
         status = f"{len(values)} finished {task} runs; pick two and press Compare."
@@ -258,18 +262,21 @@ def build() -> None:
         predicted_label = gr.Dropdown(label="Predicted", choices=[], allow_custom_value=True)
         show = gr.Button("Show examples", scale=0)
     cell_note = gr.Markdown()
+    # fit_columns=False: one example stays one thumbnail wide instead of filling the row
     cell_gallery = gr.Gallery(label="Examples: true / A: prediction (p) / B: prediction (p)", columns=8,
-                              height="auto", format="png", interactive=False, visible=False)
-    cell_table = gr.Dataframe(interactive=False, wrap=True, label="Examples")
+                              height=300, object_fit="contain", preview=False, fit_columns=False, format="png",
+                              interactive=False, visible=False)
+    cell_table = gr.Dataframe(headers=EMPTY_HEADERS, interactive=False, wrap=True, label="Examples")
 
     gr.Markdown("### Disagreements")
     with gr.Row():
         which = gr.Radio(list(DISAGREEMENT_CHOICES), value=DISAGREEMENT_CHOICES[0], label="Show")
         show_dis = gr.Button("Show disagreements", scale=0)
     dis_note = gr.Markdown()
-    dis_gallery = gr.Gallery(label="true / A: prediction (p) / B: prediction (p)", columns=8, height="auto",
-                             format="png", interactive=False, visible=False)
-    dis_table = gr.Dataframe(interactive=False, wrap=True, label="Disagreements")
+    dis_gallery = gr.Gallery(label="true / A: prediction (p) / B: prediction (p)", columns=8, height=300,
+                             object_fit="contain", preview=False, fit_columns=False, format="png",
+                             interactive=False, visible=False)
+    dis_table = gr.Dataframe(headers=EMPTY_HEADERS, interactive=False, wrap=True, label="Disagreements")
 
     pickers = [run_a, run_b, status]
     gr.on(triggers=None, fn=list_runs_for_task, inputs=task, outputs=pickers,  # page load and task changes

@@ -228,6 +228,11 @@ def status_text(snap: dict) -> str:
     return f"Job {job} failed: {message}"
 
 
+def _secs(seconds: float) -> str:
+    """Seconds with one decimal, or three significant digits below 1 s (a cached epoch takes 0.06 s, not 0.0)."""
+    return f"{seconds:.1f}" if seconds >= 1 else f"{seconds:.3g}"
+
+
 def _duration(seconds: float | None) -> str:
     if seconds is None:
         return "?"
@@ -283,9 +288,9 @@ def stats_text(snap: dict) -> str:
     seconds = [row["seconds"] for row in snap["history"] if row.get("seconds") is not None]
     lines = []
     if seconds:
-        listed = ", ".join(f"{s:.1f}" for s in seconds[-10:])
+        listed = ", ".join(_secs(s) for s in seconds[-10:])
         more = "…, " if len(seconds) > 10 else ""
-        lines.append(f"**Seconds per epoch:** {more}{listed} (mean {sum(seconds) / len(seconds):.1f})")
+        lines.append(f"**Seconds per epoch:** {more}{listed} (mean {_secs(sum(seconds) / len(seconds))})")
     counts = _parameters_of(snap)
     if counts:
         lines.append(_counts_line(*counts))
@@ -372,13 +377,23 @@ def resume_training(job_id: str | None, picked_run: str | None = None) -> tuple[
 
 
 # -- layout -------------------------------------------------------------------------------------------------------
+JOB_STORAGE_KEY = "transfer_lab_job"
+
+
+def new_job_state() -> gr.BrowserState:
+    """The browser's training job id, kept in its localStorage: a page reload finds the job again (the job runs
+    on in the server's worker either way). Over the API it is an explicit argument: ``/start_training`` returns
+    the id, and ``/poll_job`` and ``/cancel_job`` take it."""
+    return gr.BrowserState(None, storage_key=JOB_STORAGE_KEY)
+
+
 def build(job_state: gr.State | None = None) -> None:
     """The Fine-tune tab, inside the caller's Blocks/Tab context.
 
-    ``job_state``: a ``gr.State`` shared with the Runs tab so that a resume started there is followed here;
-    without it this tab makes its own.
+    ``job_state``: the job id state (:func:`new_job_state`) shared with the Runs tab so that a resume started
+    there is followed here; without it this tab makes its own.
     """
-    job_state = job_state if job_state is not None else gr.State(None)
+    job_state = job_state if job_state is not None else new_job_state()
     shown = gr.State(None)
     timer = gr.Timer(POLL_SECONDS, active=False)
     task0 = registry.TASKS[0]
@@ -388,11 +403,15 @@ def build(job_state: gr.State | None = None) -> None:
 
     with gr.Row():
         task = gr.Radio(list(registry.TASKS), value=task0, label="Task")
+        # allow_custom_value on the model and preset pickers: their choices follow the task in the browser, but a
+        # gradio_client script sends any task's model directly; config_from_form checks every value.
         preset = gr.Dropdown(preset_options(task0), value=NO_PRESET, label="Preset (optional)",
-                             info="Fills the form; its optimizer and scheduler apply when the run starts.")
+                             info="Fills the form; its optimizer and scheduler apply when the run starts.",
+                             allow_custom_value=True)
     with gr.Row():
         model = gr.Dropdown(models0, value=model0, label="Model",
-                            info="untrained = random weights on this machine (no Hub access).")
+                            info="untrained = random weights on this machine (no Hub access).",
+                            allow_custom_value=True)
         # allow_custom_value: one model pick fires .input twice and the second carries the strategy the first
         # removed from the choices; on_model then falls back to a supported one (config_from_form checks it).
         strategy = gr.Dropdown(strategy_options(model0), value=strategy0, label="Strategy", allow_custom_value=True)
@@ -429,6 +448,9 @@ def build(job_state: gr.State | None = None) -> None:
     resume.click(resume_training, [job_state, resume_pick], [job_state, status], api_name="resume_training")
     resume_pick.focus(resumable_runs, None, resume_pick, api_name="resumable_runs", show_progress="hidden")
     job_state.change(follow_job, job_state, timer, api_name="follow_job", show_progress="hidden")
+    # page load: a job id restored from the browser (gr.BrowserState) is polled again, so a reload loses nothing
+    gr.on(triggers=None, fn=follow_job, inputs=job_state, outputs=timer, api_name="follow_job_on_load",
+          show_progress="hidden")
     # Polling reads a snapshot under a lock: cheap, so every session may poll at once.
     timer.tick(poll_job, [job_state, shown], [status, progress, curves, stats, shown, timer], api_name="poll_job",
                show_progress="hidden", concurrency_limit=None)

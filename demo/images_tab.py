@@ -19,7 +19,8 @@ from PIL import Image
 from core.data.images import decode_image, load_images
 from core.errors import BadInputError, TransferLabError
 from core.paths import data_dir
-from demo.pickers import md_escape, model_heading, model_picker, predict_with, refresh_pickers
+from demo.pickers import (md_escape, model_heading, model_picker, predict_with,
+                          refresh_pickers, unpicked_heading)
 
 N_MODELS = 3
 TOP_K = 5
@@ -90,7 +91,7 @@ def classify_image(image, *refs: str | None):
     outputs = []
     for i, ref in enumerate(refs):
         if not ref:
-            outputs += ["", None]
+            outputs += [unpicked_heading(f"Model {i + 1}"), None]
             continue
         info, result, error = predict_with(ref, "images", lambda task: task.predict_image(data, top_k=TOP_K))
         outputs += list(image_result(f"Model {i + 1}", info, result, error))

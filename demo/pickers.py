@@ -143,6 +143,14 @@ def model_heading(title: str, info: ModelInfo | None, error: str) -> str:
     return "\n\n".join(lines)
 
 
+NOT_PICKED = "*No model picked.*"
+
+
+def unpicked_heading(title: str) -> str:
+    """The Markdown of a result column whose picker is empty: its heading stays, so the columns keep their names."""
+    return f"### {title}\n\n{NOT_PICKED}"
+
+
 def default_ref(choices: list[tuple[str, str]]) -> str | None:
     """The newest finished run, else the first registry model with real weights here, else nothing."""
     for _, ref in choices:

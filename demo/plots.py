@@ -67,9 +67,13 @@ def curves_figure(history_rows_by_label: dict[str, list[dict]], metric: str = "a
     if not fig.data:
         fig.add_annotation(text="No finished epochs yet.", showarrow=False, xref="paper", yref="paper",
                            x=0.5, y=0.5)
-    fig.update_xaxes(title_text="epoch", rangemode="tozero")
+    last = max((int(r.get("epoch", i)) + 1 for rows in history_rows_by_label.values() for i, r in enumerate(rows)),
+               default=1)
+    # whole epochs only, at most ~10 ticks; the legend sits under the axes, clear of the "epoch" titles
+    fig.update_xaxes(title_text="epoch", rangemode="tozero", tick0=0, dtick=max(1, -(-last // 10)))
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], row=1, col=2)  # accuracy and F1 are fractions
-    fig.update_layout(title=title, height=360, margin=dict(l=40, r=20, t=60, b=40),
-                      legend=dict(orientation="h", y=-0.2))
+    rows = -(-len(fig.data) // (2 if several else 4))  # legend lines under the plot
+    fig.update_layout(title=title, height=340 + 22 * rows, margin=dict(l=40, r=20, t=60, b=60 + 22 * rows),
+                      legend=dict(orientation="h", yanchor="top", y=-0.16 - 0.02 * rows, xanchor="left", x=0))
     return fig

@@ -5,13 +5,15 @@ out and wires them. Picking, loading and describing a model is shared with the o
 """
 from __future__ import annotations
 
+import html
 import json
 from pathlib import Path
 
 import gradio as gr
 
 from core.paths import REPO_ROOT
-from demo.pickers import ModelInfo, md_escape, model_heading, model_picker, predict_with, refresh_pickers
+from demo.pickers import (ModelInfo, md_escape, model_heading, model_picker,
+                          predict_with, refresh_pickers, unpicked_heading)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -41,23 +43,44 @@ def example_rows(passages: list[dict]) -> tuple[list[list[str]], list[str]]:
     return rows, labels
 
 
-def highlighted_passage(passage: str, start: int, end: int) -> tuple[dict, str]:
-    """HighlightedText value with [start, end) marked as the answer, cut to an excerpt when the passage is long;
-    and a note saying which characters are shown ("" when all are)."""
+# Inline styles: the HTML blocks carry their own look (no app-wide CSS to pass to launch()). A Persian sans font
+# keeps letters joined (Gradio's table cells are monospace, which breaks Persian shaping); words never break.
+_RTL_STYLE = ("direction:rtl; text-align:right; font-family:Vazirmatn, 'Noto Sans Arabic', Tahoma, sans-serif; "
+              "line-height:2; word-break:normal; overflow-wrap:normal; white-space:pre-wrap")
+_MARK_STYLE = "background:#bbf7d0; color:#14532d; padding:0.1em 0.25em; border-radius:4px; font-weight:600"
+_CELL = "padding:0.3em 0.6em; border-bottom:1px solid #e5e7eb"
+
+
+def highlighted_passage(passage: str, start: int, end: int) -> tuple[str, str]:
+    """HTML of the passage, right to left, with [start, end) marked as the answer (``<mark>``), cut to an excerpt
+    around it when the passage is long; and a note saying which characters are shown ("" when all are)."""
     if len(passage) <= EXCERPT_CHARS:
         lo, hi = 0, len(passage)
     else:
         lo, hi = max(0, start - EXCERPT_MARGIN), min(len(passage), end + EXCERPT_MARGIN)
     prefix, suffix = ("… " if lo > 0 else ""), (" …" if hi < len(passage) else "")
-    text = prefix + passage[lo:hi] + suffix
-    offset = len(prefix) - lo
-    value = {"text": text, "entities": [{"entity": "answer", "start": start + offset, "end": end + offset}]}
+    body = (html.escape(prefix + passage[lo:start]) + f'<mark style="{_MARK_STYLE}">'
+            + html.escape(passage[start:end]) + "</mark>" + html.escape(passage[end:hi] + suffix))
     note = f"Showing characters {lo:,}–{hi:,} of {len(passage):,}." if (lo, hi) != (0, len(passage)) else ""
-    return value, note
+    return f'<div dir="rtl" lang="fa" class="tl-passage" style="{_RTL_STYLE}">{body}</div>', note
+
+
+def alternatives_html(alternatives: list[dict]) -> str:
+    """The top spans as an HTML table: rank, span (right to left, Persian font), start character, probability."""
+    head = "".join(f'<th style="{_CELL}; text-align:{"right" if c == "span" else "left"}">{c}</th>'
+                   for c in ALTERNATIVE_COLUMNS)
+    rows = []
+    for i, alt in enumerate(alternatives[:TOP_K]):
+        rows.append(f'<tr><td style="{_CELL}">{i + 1}</td>'
+                    f'<td dir="rtl" lang="fa" style="{_CELL}; {_RTL_STYLE}">{html.escape(alt["text"])}</td>'
+                    f'<td style="{_CELL}">{alt["start_char"]:,}</td>'
+                    f'<td style="{_CELL}">{alt["probability"]:.4f}</td></tr>')
+    return (f'<table class="tl-spans" style="width:100%; border-collapse:collapse; font-size:0.95em">'
+            f'<thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>')
 
 
 def qa_result(title: str, info: ModelInfo | None, result: dict | None, error: str, passage: str):
-    """(heading Markdown, HighlightedText value, alternatives rows) for one model's answer."""
+    """(heading Markdown, passage HTML with the answer marked, top-spans HTML table) for one model's answer."""
     if result is None:
         return model_heading(title, info, error), None, None
     lines = [model_heading(title, info, "")]
@@ -69,9 +92,7 @@ def qa_result(title: str, info: ModelInfo | None, result: dict | None, error: st
         lines.append(f"**{NO_ANSWER}** The model gives no answer from this passage.")
     lines.append(f"No-answer probability: {result['no_answer_probability']:.3f} · read in {result['windows']} "
                  f"window{'s' if result['windows'] != 1 else ''}. {shown}".rstrip())
-    rows = [[i + 1, alt["text"], alt["start_char"], round(alt["probability"], 4)]
-            for i, alt in enumerate(result["alternatives"][:TOP_K])]
-    return "\n\n".join(lines), value, rows
+    return "\n\n".join(lines), value, alternatives_html(result["alternatives"])
 
 
 def check_question(passage: str | None, question: str | None) -> str:
@@ -96,7 +117,7 @@ def answer_question(passage: str | None, question: str | None, ref_a: str | None
     outputs = []
     for title, ref in (("Model A", ref_a), ("Model B", ref_b)):
         if not ref:
-            outputs += ["", None, None]
+            outputs += [unpicked_heading(title), None, None]
             continue
         info, result, error = predict_with(ref, "qa", lambda task: task.answer(question, passage, top_k=TOP_K))
         outputs += list(qa_result(title, info, result, error, passage))
@@ -109,10 +130,8 @@ def refresh_models(ref_a: str | None, ref_b: str | None):
 
 def _result_column(title: str):
     heading = gr.Markdown(f"### {title}")
-    highlight = gr.HighlightedText(label="Answer in the passage", rtl=True, color_map={"answer": "green"},
-                                   show_legend=False, combine_adjacent=False)
-    table = gr.Dataframe(headers=ALTERNATIVE_COLUMNS, label=f"Top {TOP_K} spans", interactive=False, wrap=True,
-                         datatype=["number", "str", "number", "number"])
+    highlight = gr.HTML(label="Answer in the passage", show_label=True, container=True)
+    table = gr.HTML(label=f"Top {TOP_K} spans", show_label=True, container=True)
     return heading, highlight, table
 
 

@@ -6,17 +6,37 @@ queue (one training job at a time per device) and load each model once.
 from __future__ import annotations
 
 import functools
+import importlib.util
+import math
+import os
 
 from core import registry
+from core.errors import BadSettingError
 from core.jobs import JobQueue
 from core.predictors import PredictorCache
 from core.runs import list_runs
 from demo.models_tab import weights_status
 
 
+ZEROGPU_SLICE_MINUTES = 4.0  # ZeroGPU grants a few minutes per call (about 5 at most); a slice stays under it
+
+
+def slice_minutes() -> float | None:
+    """Minutes per training call: ``TRANSFER_LAB_GPU_SLICE_MINUTES`` if set (0 = no slicing), else
+    ZEROGPU_SLICE_MINUTES where the ``spaces`` package exists (Hugging Face Spaces), else None (one call)."""
+    value = os.environ.get("TRANSFER_LAB_GPU_SLICE_MINUTES", "").strip()
+    if value:
+        try:
+            minutes = float(value)
+        except ValueError:
+            raise BadSettingError(f"TRANSFER_LAB_GPU_SLICE_MINUTES must be a number of minutes; got '{value}'.")
+        return minutes if math.isfinite(minutes) and minutes > 0 else None
+    return ZEROGPU_SLICE_MINUTES if importlib.util.find_spec("spaces") is not None else None
+
+
 @functools.lru_cache(maxsize=1)
 def jobs() -> JobQueue:
-    return JobQueue()
+    return JobQueue(slice_minutes=slice_minutes())
 
 
 @functools.lru_cache(maxsize=1)

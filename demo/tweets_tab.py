@@ -9,7 +9,8 @@ import gradio as gr
 from core.data.tweets import clean_tweet
 from core.errors import BadInputError
 from core.paths import REPO_ROOT
-from demo.pickers import md_escape, model_heading, model_picker, predict_with, refresh_pickers
+from demo.pickers import (md_escape, model_heading, model_picker, predict_with,
+                          refresh_pickers, unpicked_heading)
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "tweet_examples.json"
 N_MODELS = 3
@@ -45,7 +46,7 @@ def classify_tweet(text: str | None, *refs: str | None):
     outputs = []
     for i, ref in enumerate(refs):
         if not ref:
-            outputs += ["", None]
+            outputs += [unpicked_heading(f"Model {i + 1}"), None]
             continue
         info, result, error = predict_with(ref, "tweets", lambda task: task.predict_text(text))
         outputs += list(tweet_result(f"Model {i + 1}", info, result, error))

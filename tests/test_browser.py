@@ -269,10 +269,12 @@ def test_persian_question_from_an_example_is_answered(page):
     answered = panel.get_by_text("Answer:", exact=True)
     if answered.count():  # the random span head picked a span: it is marked in the passage
         expect(panel.get_by_text(re.compile(r"— probability 0\.\d{3}"))).to_be_visible()
-        expect(panel.get_by_text("answer", exact=True).first).to_be_visible()
+        mark = panel.locator("div.tl-passage mark").first
+        expect(mark).to_be_visible()
+        assert mark.evaluate("m => getComputedStyle(m.parentElement).direction") == "rtl"
     else:
         expect(panel.get_by_text(NO_ANSWER)).to_be_visible()
-    spans = panel.get_by_role("grid", name="Top 5 spans").first
+    spans = panel.locator("table.tl-spans").first
     rows = spans.get_by_role("row")
     expect(rows.first).to_be_visible()
     assert 2 <= rows.count() <= 6  # the header and one to five spans
@@ -354,9 +356,16 @@ def finetuned(browser, server, store):
         new = [r["id"] for r in list_runs(task="images") if r["id"] != store["image"]]
         dismiss_errors(page)  # no toast should remain; never let one into the docs picture
         screenshot(page, "finetune")
-        yield {"events": list(sent), "polls": polls, "polls_after": sent.count("poll_job"), "new_runs": new,
-               "progress": panel.get_by_text(re.compile(r"^Done after ")).count(),
-               "stats": panel.get_by_text("Seconds per epoch:").count()}
+        shown = {"events": list(sent), "polls": polls, "polls_after": sent.count("poll_job"), "new_runs": new,
+                 "progress": panel.get_by_text(re.compile(r"^Done after ")).count(),
+                 "stats": panel.get_by_text("Seconds per epoch:").count()}
+        # A reload keeps the job: its id is in the browser's storage and the page polls it once more on load.
+        job_text = status.inner_text().split(" ")[1]
+        page.reload()
+        panel = open_tab(page, "Fine-tune")
+        expect(panel.get_by_text(re.compile(rf"^Job {job_text} completed\."))).to_be_visible()
+        shown["reload"] = True
+        yield shown
     finally:
         context.close()
 
@@ -368,7 +377,7 @@ def test_finetune_tab_trains_and_its_timer_polls_until_done(finetuned, store):
     assert finetuned["polls"] >= 1 and "poll_job" in events[start:]
     assert finetuned["polls_after"] == finetuned["polls"], "the timer kept polling after the job had ended"
     assert len(finetuned["new_runs"]) == 1, finetuned["new_runs"]
-    assert finetuned["progress"] == 1 and finetuned["stats"] == 1
+    assert finetuned["progress"] == 1 and finetuned["stats"] == 1 and finetuned["reload"]
     run_dir = store["root"] / finetuned["new_runs"][0]
     config = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))["train"]
     assert (config["model"], config["strategy"], config["epochs"], config["train_limit"], config["eval_limit"],

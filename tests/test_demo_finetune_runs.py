@@ -267,9 +267,9 @@ def test_runs_tab_acts_only_on_runs_inside_the_store(store, tmp_path):
 
 
 def _two_tabs() -> "gr.Blocks":
-    """The two tabs as demo/app.py composes them, sharing the session's job State."""
+    """The two tabs as demo/app.py composes them, sharing the browser's job id."""
     with gr.Blocks() as app:
-        state = gr.State(None)
+        state = finetune_tab.new_job_state()
         with gr.Tab("Fine-tune"):
             finetune_tab.build(job_state=state)
         with gr.Tab("Runs"):
@@ -306,15 +306,21 @@ def test_launched_tabs_are_scriptable_with_gradio_client(store, monkeypatch):
 
         assert client.predict("densenet201", "last_block", api_name="/parameter_counts") == \
             "**Trainable parameters:** 7,476,746 of 18,587,274 (40.2%)"
-        message = client.predict("images", "mlp", "scratch", 1, "nan", 20, 40, 20, None, finetune_tab.NO_PRESET,
-                                 api_name="/start_training")
-        assert message == "The learning rate must be a positive number; got nan."
-        message = client.predict("images", "mlp", "scratch", 1, "", 20, 40, 20, None, finetune_tab.NO_PRESET,
-                                 api_name="/start_training")
-        assert "submitted (mlp, scratch)" in message
+        job, message = client.predict(None, "images", "mlp", "scratch", 1, "nan", 20, 40, 20, None,
+                                      finetune_tab.NO_PRESET, api_name="/start_training")
+        assert job is None and message == "The learning rate must be a positive number; got nan."
+        job, message = client.predict(None, "images", "mlp", "scratch", 1, "", 20, 40, 20, None,
+                                      finetune_tab.NO_PRESET, api_name="/start_training")
+        assert message.startswith(f"Job {job} ") and "submitted (mlp, scratch)" in message
+        again, message = client.predict(job, "images", "mlp", "scratch", 1, "", 20, 40, 20, None,
+                                        finetune_tab.NO_PRESET, api_name="/start_training")
+        if again == job and "still" in message:  # one job at a time per browser (unless it already finished)
+            assert message.startswith(f"Your job {job} is still")
+        else:
+            job = again
         deadline = time.monotonic() + 300
-        while True:  # the session's job id lives in its State on the server: poll_job takes no arguments
-            status, progress, plot, stats = client.predict(api_name="/poll_job")[:4]
+        while True:  # the job id is the browser's (gr.BrowserState): a script passes it to poll_job
+            status, progress, plot, stats = client.predict(job, api_name="/poll_job")[:4]
             if "completed" in status:
                 break
             assert time.monotonic() < deadline and "failed" not in status, status

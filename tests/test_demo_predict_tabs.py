@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import shutil
 import socket
+from html.parser import HTMLParser
 
 import pytest
 from PIL import Image
@@ -103,17 +104,63 @@ def test_tweet_examples_have_both_styles_and_emojis():
 # ---------------------------------------------------------------------------------------------------------------
 # Shared helpers
 # ---------------------------------------------------------------------------------------------------------------
+class _Cells(HTMLParser):
+    """Text of an HTML fragment: the <mark>ed text, the whole text, and the <td> cells of each <tr>."""
+
+    def __init__(self, fragment: str):
+        super().__init__()
+        self.text, self.marked, self.rows, self._in_mark, self._cell = "", "", [], False, None
+        self.feed(fragment)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "mark":
+            self._in_mark = True
+        elif tag == "tr":
+            self.rows.append([])
+        elif tag == "td":
+            self._cell = ""
+
+    def handle_endtag(self, tag):
+        if tag == "mark":
+            self._in_mark = False
+        elif tag == "td":
+            self.rows[-1].append(self._cell)
+            self._cell = None
+
+    def handle_data(self, data):
+        self.text += data
+        if self._in_mark:
+            self.marked += data
+        if self._cell is not None:
+            self._cell += data
+
+
+def span_rows(table_html: str) -> list[tuple[int, str, int, float]]:
+    """(rank, span, start char, probability) per row of the top-spans table."""
+    rows = [r for r in _Cells(table_html).rows if r]
+    return [(int(a), b, int(c.replace(",", "")), float(d)) for a, b, c, d in rows]
+
+
 def test_highlighted_passage_marks_the_answer_in_an_excerpt():
-    short = "تهران پایتخت ایران است."
+    short = "تهران پایتخت <ایران> است."
     value, note = qa_tab.highlighted_passage(short, 0, 5)
-    assert value == {"text": short, "entities": [{"entity": "answer", "start": 0, "end": 5}]} and note == ""
+    parsed = _Cells(value)
+    assert parsed.text == short and parsed.marked == "تهران" and note == ""
+    assert 'dir="rtl"' in value and "&lt;ایران&gt;" in value  # user text is escaped, never markup
     long = "ا" * 2500 + "قنات" + "ب" * 2500
     value, note = qa_tab.highlighted_passage(long, 2500, 2504)
-    ent = value["entities"][0]
-    assert value["text"][ent["start"]:ent["end"]] == "قنات"
-    assert value["text"].startswith("… ") and value["text"].endswith(" …")
-    assert len(value["text"]) == 2 + 1000 + 4 + 1000 + 2
+    parsed = _Cells(value)
+    assert parsed.marked == "قنات"
+    assert parsed.text.startswith("… ") and parsed.text.endswith(" …")
+    assert len(parsed.text) == 2 + 1000 + 4 + 1000 + 2
     assert note == "Showing characters 1,500–3,504 of 5,004."
+
+
+def test_alternatives_table_lists_rank_span_start_and_probability():
+    table = qa_tab.alternatives_html([{"text": "قنات <b>", "start_char": 12345, "probability": 0.25},
+                                      {"text": "آب", "start_char": 3, "probability": 0.125}])
+    assert span_rows(table) == [(1, "قنات <b>", 12345, 0.25), (2, "آب", 3, 0.125)]
+    assert "<b>" not in table
 
 
 def test_md_escape_keeps_user_text_literal():
@@ -129,7 +176,7 @@ def test_image_handler_rgba_grayscale_and_path_payloads(image_run, tmp_path):
     assert status == ""
     assert "Fine-tuned run" in md1 and "not meaningful" not in md1
     assert "not meaningful" in md2 and "mlp" in md2  # the registry MLP is random: said so next to its output
-    assert (md3, label3) == ("", None)
+    assert (md3, label3) == (pickers.unpicked_heading("Model 3"), None)
     expected = predictors().get(image_run).predict_image(rgba, top_k=5)
     assert label1 == {r["label"]: r["probability"] for r in expected}
     for label in (label1, label2):
@@ -184,7 +231,7 @@ def test_image_examples_are_cifar_test_pngs_outside_the_repository():
 def test_tweet_handler_gives_probabilities_and_labels_untrained_models(tweet_run):
     text = "Wash your hands and wear a mask 😷 says the health ministry"
     status, md1, label1, md2, label2, md3, label3 = tweets_tab.classify_tweet(text, tweet_run, "model:minilm", None)
-    assert status == "" and (md3, label3) == ("", None)
+    assert status == "" and (md3, label3) == (pickers.unpicked_heading("Model 3"), None)
     expected = predictors().get(tweet_run).predict_text(text)
     assert label1 == {"real": expected["probability_real"], "fake": expected["probability_fake"]}
     assert abs(sum(label2.values()) - 1.0) < 1e-6 and all(0.0 <= p <= 1.0 for p in label2.values())
@@ -224,13 +271,13 @@ needs_e5 = pytest.mark.skipif(bool(_qa_available()), reason=_qa_available() or "
 def check_qa_column(md, highlight, table, passage):
     assert "not meaningful" in md  # the registry span head is random
     if highlight is not None:
-        ent = highlight["entities"][0]
         answer = md.split("«")[1].split("»")[0]
-        assert highlight["text"][ent["start"]:ent["end"]] == answer.replace("\\", "")
+        assert _Cells(highlight).marked == answer.replace("\\", "")
     else:
         assert qa_tab.NO_ANSWER in md
-    assert 1 <= len(table) <= 5
-    for rank, text, start, prob in table:
+    rows = span_rows(table)
+    assert 1 <= len(rows) <= 5
+    for rank, text, start, prob in rows:
         assert 0.0 <= prob <= 1.0 and passage[start:start + len(text)] == text
     assert "No-answer probability: " in md
     p_none = float(md.split("No-answer probability: ")[1].split(" ")[0])
@@ -243,7 +290,7 @@ def test_qa_handler_answers_or_says_the_passage_does_not_say():
     question = next(q["question"] for q in p["questions"] if q["answer"] is None)
     status, md_a, hl_a, table_a, md_b, hl_b, table_b = qa_tab.answer_question(p["passage"], question,
                                                                                "model:e5_small", None)
-    assert status == "" and (md_b, hl_b, table_b) == ("", None, None)
+    assert status == "" and (md_b, hl_b, table_b) == (pickers.unpicked_heading("Model B"), None, None)
     check_qa_column(md_a, hl_a, table_a, p["passage"])
     assert "read in 1 window." in md_a
 
@@ -260,7 +307,7 @@ def test_qa_handler_reads_a_100000_character_passage_in_windows():
     windows = int(md_a.split("read in ")[1].split(" ")[0])
     assert windows > 50
     if hl_a is not None:
-        assert len(hl_a["text"]) < 3_000 and "Showing characters" in md_a
+        assert len(_Cells(hl_a).text) < 3_000 and "Showing characters" in md_a
 
 
 def test_qa_handler_bad_inputs_give_one_sentence():
@@ -332,7 +379,7 @@ def test_tabs_serve_their_endpoints(image_run, tweet_run, tmp_path):
         p = qa_tab.load_examples()[1]
         status, md_a, hl_a, table_a, md_b, *_ = client.predict(p["passage"], p["questions"][0]["question"],
                                                                "model:e5_small", None, api_name="/qa_answer")
-        assert status == "" and "not meaningful" in md_a and len(table_a["data"]) <= 5
+        assert status == "" and "not meaningful" in md_a and 1 <= len(span_rows(table_a)) <= 5
         assert client.predict("", "?", "model:e5_small", None, api_name="/qa_answer")[0].startswith(
             "**The passage is empty")
         a, b = client.predict("model:e5_small", None, api_name="/qa_refresh_models")

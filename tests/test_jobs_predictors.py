@@ -1,11 +1,13 @@
 """The app's job queue and predictor cache, without Gradio."""
+import sys
+
 import pytest
 
 from core.config import TrainConfig
 from core.errors import BadSettingError, RunNotFoundError
 from core.jobs import JobQueue
 from core.predictors import PredictorCache
-from core.runs import delete_run
+from core.runs import delete_run, open_run
 
 
 def _mlp(data_dir, **kw):
@@ -63,3 +65,57 @@ def test_predictor_cache_reuses_and_evicts(data_dir, runs_root):
     delete_run(run_dir)
     with pytest.raises(RunNotFoundError, match="may have been deleted"):
         cache.get(run_dir)
+
+
+class _FakeSpaces:
+    """Stands in for Hugging Face's ``spaces`` package: records each GPU call's requested duration."""
+
+    def __init__(self):
+        self.durations = []
+
+    def GPU(self, duration):  # noqa: N802 (the package's name)
+        def wrap(fn):
+            def call(*args, **kwargs):
+                self.durations.append(duration)
+                return fn(*args, **kwargs)
+            return call
+        return wrap
+
+
+def test_zerogpu_slices_resume_until_the_run_completes(data_dir, runs_root, monkeypatch):
+    fake = _FakeSpaces()
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    q = JobQueue(runs_root=str(runs_root), slice_minutes=0.004)  # 0.24 s of training per call
+    job = q.submit(_mlp(data_dir, epochs=30, train_limit=200, batch_size=10))
+    snap = q.wait(job.id, timeout=600)
+    assert snap["status"] == "completed", snap["message"]
+    assert len(fake.durations) >= 2 and set(fake.durations) == {int(0.004 * 60) + 30}
+    run = open_run(snap["run_dir"])
+    assert run.read_config()["train"]["max_minutes"] is None  # slices never change the user's settings
+    assert len(run.read_history()) == 30
+
+
+def test_zerogpu_slices_stop_at_the_users_own_budget(data_dir, runs_root, monkeypatch):
+    fake = _FakeSpaces()
+    monkeypatch.setitem(sys.modules, "spaces", fake)
+    q = JobQueue(runs_root=str(runs_root), slice_minutes=0.004)
+    job = q.submit(_mlp(data_dir, epochs=10_000, train_limit=200, batch_size=10, max_minutes=0.02))  # 1.2 s
+    snap = q.wait(job.id, timeout=600)
+    assert snap["status"] == "stopped" and "0.02-minute budget" in snap["message"], snap["message"]
+    assert len(fake.durations) >= 2
+
+
+def test_slice_minutes_setting(monkeypatch):
+    from demo.state import ZEROGPU_SLICE_MINUTES, slice_minutes
+
+    monkeypatch.setenv("TRANSFER_LAB_GPU_SLICE_MINUTES", "2.5")
+    assert slice_minutes() == 2.5
+    monkeypatch.setenv("TRANSFER_LAB_GPU_SLICE_MINUTES", "0")
+    assert slice_minutes() is None
+    monkeypatch.setenv("TRANSFER_LAB_GPU_SLICE_MINUTES", "soon")
+    with pytest.raises(BadSettingError, match="number of minutes"):
+        slice_minutes()
+    monkeypatch.delenv("TRANSFER_LAB_GPU_SLICE_MINUTES")
+    monkeypatch.setitem(sys.modules, "spaces", _FakeSpaces())
+    monkeypatch.setattr("importlib.util.find_spec", lambda name: object() if name == "spaces" else None)
+    assert slice_minutes() == ZEROGPU_SLICE_MINUTES
