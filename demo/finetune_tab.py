@@ -428,7 +428,7 @@ def build(job_state: gr.State | None = None) -> None:
         start = gr.Button("Start", variant="primary")
         cancel = gr.Button("Cancel", variant="stop")
         resume = gr.Button("Resume")
-        resume_pick = gr.Dropdown([], value=None, label="Run to resume (blank = this session's last)",
+        resume_pick = gr.Dropdown([], value=None, label="Run to resume (blank = this browser's last job)",
                                   allow_custom_value=True)
     status = gr.Markdown()
     progress = gr.Markdown()
