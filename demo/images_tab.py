@@ -19,8 +19,8 @@ from PIL import Image
 from core.data.images import decode_image, load_images
 from core.errors import BadInputError, TransferLabError
 from core.paths import data_dir
-from demo.pickers import (md_escape, model_heading, model_picker, predict_with,
-                          refresh_pickers, unpicked_heading)
+from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
+                          predict_with, refresh_pickers, unpicked_heading)
 
 N_MODELS = 3
 TOP_K = 5
@@ -116,17 +116,7 @@ def build() -> None:
             else:
                 gr.Markdown(f"_{md_escape(note)}_")
         with gr.Column(scale=2):
-            pickers = [model_picker("images", f"Model {i + 1}" + ("" if i == 0 else " (optional)"), first=i == 0)
-                       for i in range(N_MODELS)]
-            with gr.Row():
-                go = gr.Button("Classify", variant="primary")
-                refresh = gr.Button("Refresh models")
-            status = gr.Markdown()
-    results = []
-    with gr.Row():
-        for i in range(N_MODELS):
-            with gr.Column():
-                results.append(gr.Markdown(f"### Model {i + 1}"))
-                results.append(gr.Label(num_top_classes=TOP_K, label=f"Model {i + 1}: top {TOP_K} classes"))
+            pickers, go, refresh, status = picker_panel("images", N_MODELS, "Classify")
+    results = label_columns(N_MODELS, TOP_K, f"top {TOP_K} classes")
     go.click(classify_image, [image, *pickers], [status, *results], api_name="image_classify", preprocess=False)
     refresh.click(refresh_models, pickers, pickers, api_name="image_refresh_models")

@@ -174,3 +174,27 @@ def model_picker(task_name: str, label: str, first: bool) -> gr.Dropdown:
     choices = model_choices(task_name)
     return gr.Dropdown(choices=choices, value=default_ref(choices) if first else None, label=label,
                        info=None if not first else "Fine-tuned runs first, then registry models (untrained heads).")
+
+
+def picker_panel(task_name: str, n: int, action: str) -> tuple[list[gr.Dropdown], gr.Button, gr.Button, gr.Markdown]:
+    """The right-hand column of a prediction tab: ``n`` model pickers (the first preselected, the others
+    optional), the ``action`` and Refresh buttons, and a status line. Call inside a ``gr.Column``."""
+    pickers = [model_picker(task_name, f"Model {i + 1}" + ("" if i == 0 else " (optional)"), first=i == 0)
+               for i in range(n)]
+    with gr.Row():
+        go = gr.Button(action, variant="primary")
+        refresh = gr.Button("Refresh models")
+    status = gr.Markdown()
+    return pickers, go, refresh, status
+
+
+def label_columns(n: int, num_top_classes: int, what: str) -> list:
+    """One column per model under the inputs: its heading (Markdown) and a gr.Label of ``what``; the flat list
+    [heading 1, label 1, heading 2, ...] that the tab's handler returns after its status."""
+    results = []
+    with gr.Row():
+        for i in range(n):
+            with gr.Column():
+                results.append(gr.Markdown(f"### Model {i + 1}"))
+                results.append(gr.Label(num_top_classes=num_top_classes, label=f"Model {i + 1}: {what}"))
+    return results

@@ -9,8 +9,8 @@ import gradio as gr
 from core.data.tweets import clean_tweet
 from core.errors import BadInputError
 from core.paths import REPO_ROOT
-from demo.pickers import (md_escape, model_heading, model_picker, predict_with,
-                          refresh_pickers, unpicked_heading)
+from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
+                          predict_with, refresh_pickers, unpicked_heading)
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "tweet_examples.json"
 N_MODELS = 3
@@ -67,17 +67,7 @@ def build() -> None:
                         example_labels=[f"{t['style']}: {t['text'][:60]}…" for t in examples],
                         api_name="tweet_example")
         with gr.Column(scale=2):
-            pickers = [model_picker("tweets", f"Model {i + 1}" + ("" if i == 0 else " (optional)"), first=i == 0)
-                       for i in range(N_MODELS)]
-            with gr.Row():
-                go = gr.Button("Classify", variant="primary")
-                refresh = gr.Button("Refresh models")
-            status = gr.Markdown()
-    results = []
-    with gr.Row():
-        for i in range(N_MODELS):
-            with gr.Column():
-                results.append(gr.Markdown(f"### Model {i + 1}"))
-                results.append(gr.Label(num_top_classes=2, label=f"Model {i + 1}: P(real) / P(fake)"))
+            pickers, go, refresh, status = picker_panel("tweets", N_MODELS, "Classify")
+    results = label_columns(N_MODELS, 2, "P(real) / P(fake)")
     gr.on([go.click, tweet.submit], classify_tweet, [tweet, *pickers], [status, *results], api_name="tweet_classify")
     refresh.click(refresh_models, pickers, pickers, api_name="tweet_refresh_models")
