@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 CHILD = """
 import time, torch
-from core.runtime import tune_cpu_allocator
+from core.engine.runtime import tune_cpu_allocator
 tune_cpu_allocator()
 from core import registry
 from core.registry import BuildRequest

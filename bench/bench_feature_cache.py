@@ -23,7 +23,7 @@ import torch  # noqa: E402
 
 from core.config import TrainConfig  # noqa: E402
 from core.freezing import set_train_mode, trainable_parameters  # noqa: E402
-from core.train import make_optimizer, make_task  # noqa: E402
+from core.engine.fit import make_optimizer, make_task  # noqa: E402
 
 
 def epoch_seconds(task, epochs: int) -> list[float]:

@@ -18,7 +18,7 @@ non-passage tokens, softmax, null score = min over windows of p_start[CLS] * p_e
 product of probabilities among spans of at most ``max_answer_len`` tokens, "" when the null score wins.
 The JSON says which peer ran.
 
-Questions: ``--questions`` PQuAD test questions (``core.data.qa.limit_examples``, seed 0: answerable and
+Questions: ``--questions`` PQuAD test questions (``core.tasks.qa.data.limit_examples``, seed 0: answerable and
 unanswerable). After ``--warmup`` questions on each side (not timed), the two sides answer each question in
 turn, alternating which goes first. Prints one JSON line.
 """
@@ -40,11 +40,11 @@ os.environ.setdefault("TRANSFER_LAB_OFFLINE", "1")
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from core.data.qa import limit_examples, load_pquad  # noqa: E402
-from core.predictors import PredictorCache  # noqa: E402
-from core.tasks.qa import make_split  # noqa: E402
+from core.tasks.qa.data import limit_examples, load_pquad  # noqa: E402
+from core.store.predictors import PredictorCache  # noqa: E402
+from core.tasks.qa.task import make_split  # noqa: E402
 
-MAX_ANSWER_TOKENS = 30  # core.qa_postprocess's default, which QATask.answer uses
+MAX_ANSWER_TOKENS = 30  # core.tasks.qa.decoding's default, which QATask.answer uses
 
 
 def as_bert_qa(task):
@@ -65,7 +65,7 @@ def as_bert_qa(task):
 @torch.no_grad()
 def logits_gap(task, peer, question: str, context: str) -> dict:
     """Largest |difference| of start and end logits between our model and the peer on the question's first window."""
-    from core.data.qa import QAExample
+    from core.tasks.qa.data import QAExample
 
     split = make_split([QAExample("check", "", context, question, (), True)], task.tokenizer(), task.max_length,
                        task.cfg.doc_stride, "check")

@@ -9,7 +9,7 @@ same CONSTRAINT training tweets, tokenised once by TweetTask (cleaned, truncated
 starting weights, with the same optimizer (our ``make_optimizer``: Adam, no weight decay, constant learning rate)
 and batch size.
 
-- ours: ``core.train.Trainer.fit`` on a throw-away run store; the figure is the epoch's training time as the
+- ours: ``core.engine.fit.Trainer.fit`` on a throw-away run store; the figure is the epoch's training time as the
   engine records it (history ``seconds``: the batch loop only, not the checkpoint or the test evaluation).
   A batch is trimmed to its longest tweet (TweetTask; at batch size 16 on CPU one length-sorted chunk).
 - Trainer: ``transformers.Trainer`` on the very same ``TweetClassifier`` module (its forward returns ``loss``),
@@ -47,8 +47,8 @@ import torch  # noqa: E402
 
 from core.config import TrainConfig  # noqa: E402
 from core.freezing import set_train_mode, trainable_parameters  # noqa: E402
-from core.runs import create_run  # noqa: E402
-from core.train import Trainer, make_optimizer, make_task  # noqa: E402
+from core.store.runs import create_run  # noqa: E402
+from core.engine.fit import Trainer, make_optimizer, make_task  # noqa: E402
 
 EVAL_LIMIT = 16  # test tweets our engine evaluates after its epoch (not timed; fit() always ends with it)
 
@@ -103,7 +103,7 @@ def warm_up_ours(task, steps: int) -> None:
 
 
 def epoch_ours(task, runs_root: str) -> dict:
-    """One epoch of core.train.Trainer.fit; the engine's own epoch seconds, and the whole fit() call's."""
+    """One epoch of core.engine.fit.Trainer.fit; the engine's own epoch seconds, and the whole fit() call's."""
     run = create_run(task.cfg.model, task.cfg.strategy, runs_root)
     rows: list[dict] = []
     torch.manual_seed(0)
@@ -218,7 +218,7 @@ def main() -> None:
         "trainer_padding": "dynamic: DataCollatorWithPadding(padding='longest'), each batch padded to its longest "
                            "tweet (the Trainer's fair best); ours trims each batch to its longest tweet",
         "model": "minilm", "strategy": "full", "weights": task.model.weights_source,
-        "optimizer": "torch.optim.Adam (core.train.make_optimizer), weight_decay 0, constant lr; Trainer "
+        "optimizer": "torch.optim.Adam (core.engine.fit.make_optimizer), weight_decay 0, constant lr; Trainer "
                      "max_grad_norm 0 (no clipping, as ours)",
         "examples": len(task.splits["train"]), "mean_tokens_per_tweet": round(float(lengths.mean()), 1),
         "max_length": task.max_length, "batch_size": args.batch_size, "lr": args.lr,

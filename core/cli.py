@@ -15,12 +15,8 @@ from pathlib import Path
 from core import registry
 from core.config import TrainConfig
 from core.errors import BadInputError, CancelledError, TransferLabError
-from core.freezing import STRATEGIES, apply_strategy, count_parameters
+from core.freezing import STRATEGIES
 from core.presets import PRESETS, compose_settings
-from core.registry import BuildRequest
-
-DEFAULT_NUM_CLASSES = {"images": 10, "tweets": 2, "qa": 2}
-
 
 def _print_json(obj) -> None:
     print(json.dumps(obj, ensure_ascii=False, default=str))
@@ -42,25 +38,8 @@ def cmd_models(args) -> None:
         print(f"{s.name:22} {s.task:7} {s.family:20} offline: {s.offline:9} hub: {s.hub_id or '-'}")
 
 
-def parameter_counts(name: str, strategy: str, num_classes: int | None = None) -> dict[str, int]:
-    """Trainable and total parameters of a registry model under a strategy, built on the meta device (no
-    weights are allocated, so even BERT-large counts instantly)."""
-    import torch
-
-    spec = registry.get(name)
-    if strategy not in spec.strategies:
-        from core.errors import UnknownStrategyError
-
-        raise UnknownStrategyError(f"{name} supports the strategies {', '.join(spec.strategies)}, not {strategy}.")
-    request = BuildRequest(num_classes=num_classes or DEFAULT_NUM_CLASSES[spec.task], weights="random")
-    with torch.device("meta"):
-        model = spec.build(spec, request)
-    apply_strategy(model, strategy)
-    return count_parameters(model)
-
-
 def cmd_params(args) -> None:
-    counts = parameter_counts(args.name, args.strategy, args.num_classes)
+    counts = registry.parameter_counts(args.name, args.strategy, args.num_classes)
     if args.json:
         _print_json(counts)
     else:
@@ -106,7 +85,7 @@ def _print_epoch(row: dict) -> None:
 
 
 def cmd_train(args) -> None:
-    from core.train import train
+    from core.engine.fit import train
 
     cancel = threading.Event()
     kwargs = dict(runs_root=args.runs_dir, on_progress=_ProgressPrinter(), on_epoch=_print_epoch, cancel=cancel)
@@ -130,7 +109,7 @@ def _headline_metrics(metrics: dict | None) -> dict | None:
 
 
 def cmd_eval(args) -> None:
-    from core.train import evaluate_run
+    from core.engine.fit import evaluate_run
 
     metrics = evaluate_run(args.run_dir, args.runs_dir, data_dir=args.data_dir, data_file=args.data_file,
                            write=args.write)
@@ -143,24 +122,22 @@ def cmd_eval(args) -> None:
 
 
 def cmd_predict(args) -> None:
-    from core.train import load_run_task
+    from core.engine.fit import load_run_task
 
     run, task = load_run_task(args.run_dir, args.runs_dir)
-    if task.task == "images":
-        if not args.image:
-            raise BadInputError("Give an image with --image PATH.")
-        path = Path(args.image)
-        if not path.is_file():
-            raise BadInputError(f"No image file at {path}.")
-        result = {"top": task.predict_image(path.read_bytes(), top_k=args.top_k)}
-    elif task.task == "tweets":
-        if args.text is None:
-            raise BadInputError("Give a tweet with --text \"...\".")
-        result = task.predict_text(args.text)
-    else:
-        if args.question is None or args.context is None:
-            raise BadInputError("Give --question \"...\" and --context \"...\".")
-        result = task.answer(args.question, args.context, top_k=args.top_k)
+    inputs = {}
+    for field in task.task_spec.inputs:  # what the run's task takes: --image, --text, --question/--context
+        value = getattr(args, field.name, None)
+        if value is None:
+            raise BadInputError(f"A {task.task_spec.title} run needs "
+                                + " and ".join(f"--{f.name} ({f.help})" for f in task.task_spec.inputs) + ".")
+        if field.kind == "image":
+            path = Path(value)
+            if not path.is_file():
+                raise BadInputError(f"No image file at {path}.")
+            value = path.read_bytes()
+        inputs[field.name] = value
+    result = task.predict(top_k=args.top_k, **inputs)
     result["run_dir"] = str(run.path)
     if args.json:
         _print_json(result)
@@ -169,9 +146,9 @@ def cmd_predict(args) -> None:
 
 
 def cmd_svm(args) -> None:
-    from core.svm import fit_svm
+    from core.tasks.images.svm import fit_svm
 
-    cfg = TrainConfig(task="images", model=args.model, train_limit=args.train_limit, eval_limit=args.eval_limit,
+    cfg = TrainConfig(task=registry.get(args.model).task, model=args.model, train_limit=args.train_limit, eval_limit=args.eval_limit,
                       val_fraction=0.0, data_dir=args.data_dir, seed=args.seed, weights=args.weights)
     run = fit_svm(cfg, C=args.C, runs_root=args.runs_dir)
     _print_json({"run_dir": str(run.path), "status": run.read_status()["status"],
@@ -179,7 +156,7 @@ def cmd_svm(args) -> None:
 
 
 def cmd_report(args) -> None:
-    from core.report import comparison_rows, markdown_table
+    from core.store.report import comparison_rows, markdown_table
 
     rows = comparison_rows(args.task, args.runs_dir)
     if args.json:
@@ -189,7 +166,7 @@ def cmd_report(args) -> None:
 
 
 def cmd_runs(args) -> None:
-    from core.runs import list_runs
+    from core.store.runs import list_runs
 
     rows = list_runs(args.runs_dir, args.task)
     if args.json:
@@ -201,54 +178,142 @@ def cmd_runs(args) -> None:
         print(f"{r['id']:50} {r['task'] or '-':7} {r['status'] or '-':10} {head}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m core", description="Transfer Lab: fine-tune, evaluate, predict.")
-    p.add_argument("--runs-dir", default=None, help="run store (default: $TRANSFER_LAB_RUNS or ./runs)")
-    sub = p.add_subparsers(dest="command", required=True)
+# Help for each TrainConfig field's `train` flag, keyed by field name (tests/test_cli.py checks it covers them all).
+_TRAIN_HELP = {
+    "task": "what the run learns (or let --preset set it)",
+    "model": "registry model name, see `python -m core models` (or let --preset set it)",
+    "strategy": "which parameters train (`python -m core params` counts them)",
+    "epochs": "passes over the training split",
+    "lr": "learning rate (default: 1e-3 for a new head or from scratch, else the model's fine-tuning rate)",
+    "batch_size": "training examples per step",
+    "eval_batch_size": "examples per step when evaluating",
+    "optimizer": "adamw decouples the weight decay",
+    "weight_decay": "the optimizer's weight decay",
+    "scheduler": "learning-rate schedule: plateau (on the validation monitor), step or none",
+    "plateau_factor": "plateau schedule: factor the learning rate is multiplied by when validation stalls",
+    "plateau_patience": "plateau schedule: epochs without improvement before the rate drops",
+    "min_lr": "plateau schedule: the lowest learning rate",
+    "step_size": "step schedule: epochs between drops",
+    "step_gamma": "step schedule: factor per drop",
+    "train_limit": "use at most this many training examples",
+    "eval_limit": "use at most this many evaluation examples",
+    "val_fraction": "fraction of the training split held out for per-epoch validation (0: none)",
+    "data_dir": "data folder (default: $TRANSFER_LAB_DATA, else the shared datasets)",
+    "data_file": "a user file instead of the built-in data (QA JSON, tweet CSV)",
+    "seed": "random seed",
+    "max_minutes": "time budget: stop cleanly at a checkpoint, resumable with --resume",
+    "checkpoint_every": "epochs between checkpoints (a stop or cancel always checkpoints)",
+    "feature_cache": "do not cache the frozen part's outputs (feature_extraction, last_block)",
+    "cache_max_gb": "feature caches larger than this fall back to the uncached path",
+    "hflip": "images: no random horizontal flips while training",
+    "weights": "pretrained weights from: auto (the Hub when reachable, else offline), hub, offline or random",
+    "head": "images: paper (the course's head) or linear (one Linear layer; what `core svm` fits)",
+    "device": "where to train",
+    "max_length": "text tasks: tokens per example (window size for QA)",
+    "doc_stride": "QA: overlap between windows",
+}
+# TrainConfig fields with no generated flag. `preset` has its own hand-written --preset (its choices are the
+# preset names, and it must be declared before the settings it fills in); compose_settings records it in the config.
+_NOT_TRAIN_FLAGS = ("preset",)
 
-    m = sub.add_parser("models", help="list the registry's models")
-    m.add_argument("--task", choices=registry.TASKS)
+
+def _task_names() -> tuple[str, ...]:
+    return registry.task_names()
+
+
+def _train_choices() -> dict[str, tuple[str, ...]]:
+    """The allowed values of each fixed-choice TrainConfig field, from where they are defined."""
+    from core.config import CHOICES
+
+    return {"task": _task_names(), "strategy": tuple(STRATEGIES), **CHOICES}
+
+
+def _field_type(annotation) -> tuple[type, bool]:
+    """(base type, optional) of a TrainConfig annotation: ``int`` -> (int, False), ``float | None`` -> (float, True)."""
+    import types
+    import typing
+
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0], True
+    elif isinstance(annotation, type):
+        return annotation, False
+    raise TypeError(f"TrainConfig annotation {annotation!r} has no CLI flag type; add one in core/cli.py")
+
+
+def _add_train_setting_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per TrainConfig field (``batch_size`` -> ``--batch-size``), generated so that the CLI and the
+    config cannot drift. Every flag defaults to None ("not given"), so compose_settings can layer the model's
+    recommendations, the preset and the flags; a True-by-default bool becomes ``--no-<name>``."""
+    import typing
+    from dataclasses import MISSING
+
+    hints = typing.get_type_hints(TrainConfig)
+    choices = _train_choices()
+    group = parser.add_argument_group(
+        "settings", "TrainConfig's fields; one left out takes the --preset's value, else the model's recommended "
+                    "one, else the default shown")
+    for f in fields(TrainConfig):
+        if f.name in _NOT_TRAIN_FLAGS:
+            continue
+        kind, _ = _field_type(hints[f.name])  # optional or not, the flag defaults to None
+        flag = "--" + f.name.replace("_", "-")
+        help_text = _TRAIN_HELP.get(f.name) or f.name.replace("_", " ")
+        if f.default is not MISSING and f.default is not None and kind is not bool:
+            help_text += f" (default: {f.default})"
+        if kind is bool:
+            if f.default is True:
+                group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
+                                   default=None, help=help_text)
+            else:
+                group.add_argument(flag, dest=f.name, action="store_true", default=None, help=help_text)
+        elif f.name in choices:
+            group.add_argument(flag, dest=f.name, choices=list(choices[f.name]), default=None, help=help_text)
+        elif kind in (int, float, str):
+            group.add_argument(flag, dest=f.name, type=kind, default=None, help=help_text,
+                               metavar={int: "N", float: "X"}.get(kind, f.name.upper()))
+        else:
+            raise TypeError(f"TrainConfig.{f.name}: no CLI flag for type {kind!r}; add one in core/cli.py")
+
+
+def _global_options(default) -> argparse.ArgumentParser:
+    """The options every command takes, as a parent parser: on the top-level parser with their real default, and
+    on each subcommand with ``argparse.SUPPRESS`` so they also work after the subcommand without a missing
+    sub-level value overwriting the top-level one."""
+    g = argparse.ArgumentParser(add_help=False)
+    g.add_argument("--runs-dir", default=default, help="run store (default: $TRANSFER_LAB_RUNS, else runs/ in the "
+                                                       "repository)")
+    return g
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m core", description="Transfer Lab: fine-tune, evaluate, predict.",
+                                parents=[_global_options(None)])
+    sub = p.add_subparsers(dest="command", required=True)
+    common = [_global_options(argparse.SUPPRESS)]
+    tasks = _task_names()
+
+    m = sub.add_parser("models", help="list the registry's models", parents=common)
+    m.add_argument("--task", choices=tasks)
     m.add_argument("--json", action="store_true")
     m.add_argument("--markdown", action="store_true", help="the README's model table")
     m.set_defaults(func=cmd_models)
 
-    c = sub.add_parser("params", help="count trainable/total parameters of a model under a strategy")
+    c = sub.add_parser("params", help="count trainable/total parameters of a model under a strategy", parents=common)
     c.add_argument("name")
     c.add_argument("--strategy", default="full", choices=list(STRATEGIES))
     c.add_argument("--num-classes", type=int)
     c.add_argument("--json", action="store_true")
     c.set_defaults(func=cmd_params)
 
-    t = sub.add_parser("train", help="train a model (or resume a run)")
-    t.add_argument("--preset", choices=sorted(PRESETS))
-    t.add_argument("--resume", metavar="RUN_DIR")
-    t.add_argument("--task", choices=registry.TASKS)
-    t.add_argument("--model")
-    t.add_argument("--strategy", choices=list(STRATEGIES))
-    t.add_argument("--epochs", type=int)
-    t.add_argument("--lr", type=float)
-    t.add_argument("--batch-size", type=int)
-    t.add_argument("--eval-batch-size", type=int)
-    t.add_argument("--optimizer", choices=["adam", "adamw"])
-    t.add_argument("--weight-decay", type=float)
-    t.add_argument("--scheduler", choices=["plateau", "step", "none"])
-    t.add_argument("--train-limit", type=int)
-    t.add_argument("--eval-limit", type=int)
-    t.add_argument("--val-fraction", type=float)
-    t.add_argument("--data-dir")
-    t.add_argument("--data-file")
-    t.add_argument("--seed", type=int)
-    t.add_argument("--max-minutes", type=float)
-    t.add_argument("--checkpoint-every", type=int)
-    t.add_argument("--no-feature-cache", dest="feature_cache", action="store_false", default=None)
-    t.add_argument("--no-hflip", dest="hflip", action="store_false", default=None)
-    t.add_argument("--weights", choices=["auto", "hub", "offline", "random"])
-    t.add_argument("--device", choices=["auto", "cpu", "cuda"])
-    t.add_argument("--max-length", type=int)
-    t.add_argument("--doc-stride", type=int)
+    t = sub.add_parser("train", help="train a model (or resume a run)", parents=common)
+    t.add_argument("--preset", choices=sorted(PRESETS), help="named settings (core/presets.py); flags override them")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a stopped run from its last checkpoint")
+    _add_train_setting_flags(t)
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("eval", help="re-evaluate a saved run")
+    e = sub.add_parser("eval", help="re-evaluate a saved run", parents=common)
     e.add_argument("run_dir")
     e.add_argument("--data-dir")
     e.add_argument("--data-file")
@@ -256,7 +321,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--json", action="store_true")
     e.set_defaults(func=cmd_eval)
 
-    r = sub.add_parser("predict", help="predict one example with a saved run")
+    r = sub.add_parser("predict", help="predict one example with a saved run", parents=common)
     r.add_argument("run_dir")
     r.add_argument("--image")
     r.add_argument("--text")
@@ -266,23 +331,25 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--json", action="store_true")
     r.set_defaults(func=cmd_predict)
 
-    v = sub.add_parser("svm", help="fit a linear SVM on a frozen image backbone's features (saved as a run)")
+    v = sub.add_parser("svm", help="fit a linear SVM on a frozen image backbone's features (saved as a run)",
+                       parents=common)
     v.add_argument("--model", required=True)
     v.add_argument("--C", type=float, default=1.0)
     v.add_argument("--train-limit", type=int)
     v.add_argument("--eval-limit", type=int)
     v.add_argument("--data-dir")
     v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--weights", choices=["auto", "hub", "offline", "random"], default="auto")
+    v.add_argument("--weights", choices=list(_train_choices()["weights"]), default="auto")
     v.set_defaults(func=cmd_svm)
 
-    rp = sub.add_parser("report", help="comparison table of completed runs (CNN versus transformer, strategies)")
-    rp.add_argument("--task", choices=registry.TASKS, default="images")
+    rp = sub.add_parser("report", help="comparison table of completed runs (CNN versus transformer, strategies)",
+                        parents=common)
+    rp.add_argument("--task", choices=tasks, help="only the runs of this task (default: every task)")
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_report)
 
-    ls = sub.add_parser("runs", help="list saved runs")
-    ls.add_argument("--task", choices=registry.TASKS)
+    ls = sub.add_parser("runs", help="list saved runs", parents=common)
+    ls.add_argument("--task", choices=tasks)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_runs)
     return p

@@ -4,9 +4,24 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, fields
 
-from core.errors import BadSettingError, UnknownStrategyError
-from core.freezing import STRATEGIES
-from core.registry import TASKS
+from core.errors import BadSettingError
+from core import registry
+from core.weights import WEIGHT_CHOICES
+
+# The allowed values of each fixed-choice setting: the one place TrainConfig.validate and the CLI's flags read them
+# from (task and strategy come from the registry instead).
+CHOICES: dict[str, tuple[str, ...]] = {
+    "optimizer": ("adam", "adamw"),
+    "scheduler": ("plateau", "step", "none"),
+    "weights": WEIGHT_CHOICES,
+    "head": ("paper", "linear"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+
+def _one_of(values: tuple[str, ...]) -> str:
+    """("a", "b", "c") -> "a, b or c"."""
+    return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
 
 
 @dataclass
@@ -46,11 +61,6 @@ class TrainConfig:
 
     def validate(self) -> "TrainConfig":
         """Raise a one-sentence error for any setting a run cannot use."""
-        if self.task not in TASKS:
-            raise BadSettingError(f"Unknown task '{self.task}'. Choose one of: {', '.join(TASKS)}.")
-        if self.strategy not in STRATEGIES:
-            raise UnknownStrategyError(
-                f"Unknown strategy '{self.strategy}'. Choose one of: {', '.join(STRATEGIES)}.")
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise BadSettingError(f"The learning rate must be a positive number; got {self.lr}.")
         for name in ("epochs", "batch_size", "eval_batch_size", "checkpoint_every"):
@@ -67,17 +77,15 @@ class TrainConfig:
             raise BadSettingError(f"The validation fraction must be at least 0 and below 1; got {self.val_fraction}.")
         if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise BadSettingError(f"The time budget must be a positive number of minutes; got {self.max_minutes}.")
-        if self.head not in ("paper", "linear"):
-            raise BadSettingError(f"Unknown head '{self.head}'; use paper or linear.")
-        if self.optimizer not in ("adam", "adamw"):
-            raise BadSettingError(f"Unknown optimizer '{self.optimizer}'; use adam or adamw.")
-        if self.scheduler not in ("plateau", "step", "none"):
-            raise BadSettingError(f"Unknown scheduler '{self.scheduler}'; use plateau, step or none.")
+        for name, allowed in CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise BadSettingError(f"Unknown {name} '{getattr(self, name)}'; use {_one_of(allowed)}.")
         for name in ("weight_decay", "plateau_factor", "step_gamma", "min_lr", "cache_max_gb"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
                 raise BadSettingError(f"{name.replace('_', ' ').capitalize()} must be a finite number >= 0; "
                                       f"got {value}.")
+        registry.check(self.task, self.model, self.strategy)  # task, model and strategy fit together
         return self
 
     def resolved_lr(self, default_lr: float) -> float:

@@ -13,9 +13,10 @@ dropout stays off, which is what makes a frozen prefix deterministic and its out
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from torch import nn
+if TYPE_CHECKING:  # annotations only: importing the strategy table must not import torch
+    from torch import nn
 
 from core.errors import UnknownStrategyError
 

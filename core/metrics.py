@@ -1,4 +1,9 @@
-"""Classification metrics in numpy: accuracy, per-class and macro/weighted P/R/F1, confusion matrix, ROC-AUC.
+"""Classification metrics through scikit-learn (``sklearn.metrics``): accuracy, per-class and macro/weighted
+P/R/F1, confusion matrix, ROC-AUC, returned as plain JSON types.
+
+Labels are class indices ``0 .. len(classes) - 1``; every class appears in the output even when it is absent
+from both ``y_true`` and ``y_pred``, an undefined ratio (zero division) is 0.0, and an empty input gives n=0 with
+every number 0.
 
 >>> m = classification_metrics([0, 1, 1], [0, 1, 0], ["a", "b"])
 >>> m["accuracy"], m["confusion_matrix"]
@@ -9,39 +14,26 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+from sklearn import metrics as skm
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
-    """(n, n) counts, rows = true class, columns = predicted class."""
-    cm = np.zeros((n_classes, n_classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
-    return cm
-
-
-def _safe_div(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.divide(a, b, out=np.zeros_like(a, dtype=np.float64), where=b > 0)
+    """(n, n) counts, rows = true class, columns = predicted class (all zeros for an empty input)."""
+    if len(y_true) == 0:
+        return np.zeros((n_classes, n_classes), dtype=np.int64)
+    return skm.confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).astype(np.int64)
 
 
 def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float | None:
     """Area under the ROC curve for binary labels (1 = positive), ties counted half; None if one class only."""
     y = np.asarray(y_true, dtype=np.int64)
-    s = np.asarray(scores, dtype=np.float64)
-    n_pos, n_neg = int((y == 1).sum()), int((y == 0).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    # Mann-Whitney U: average ranks handle ties.
-    order = np.argsort(s, kind="mergesort")
-    ranks = np.empty(len(s), dtype=np.float64)
-    sorted_s = s[order]
-    i = 0
-    while i < len(s):
-        j = i
-        while j + 1 < len(s) and sorted_s[j + 1] == sorted_s[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2.0 + 1.0
-        i = j + 1
-    u = ranks[y == 1].sum() - n_pos * (n_pos + 1) / 2.0
-    return float(u / (n_pos * n_neg))
+    if not ((y == 1).any() and (y == 0).any()):
+        return None  # sklearn would warn and return nan
+    return float(skm.roc_auc_score(y == 1, np.asarray(scores, dtype=np.float64)))
+
+
+def _prf(y_true, y_pred, labels: list[int], average: str | None):
+    return skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0.0)
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
@@ -49,26 +41,29 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
     """Accuracy, per-class and macro/weighted precision/recall/F1, confusion matrix (and ROC-AUC when binary
     scores for class 1 are given). Plain JSON types only."""
     n = len(classes)
+    labels = list(range(n))
     cm = confusion_matrix(y_true, y_pred, n)
-    tp = np.diag(cm).astype(np.float64)
-    support = cm.sum(axis=1).astype(np.float64)
-    predicted = cm.sum(axis=0).astype(np.float64)
-    precision = _safe_div(tp, predicted)
-    recall = _safe_div(tp, support)
-    f1 = _safe_div(2 * precision * recall, precision + recall)
-    total = support.sum()
-    weights = support / total if total else np.zeros(n)
+    total = len(y_true)
+    if total:
+        precision, recall, f1, support = _prf(y_true, y_pred, labels, None)
+        averages = {avg: dict(zip(("precision", "recall", "f1"), map(float, _prf(y_true, y_pred, labels, avg)[:3])))
+                    for avg in ("macro", "weighted")}
+        accuracy = float(skm.accuracy_score(y_true, y_pred))
+    else:  # sklearn rejects empty inputs
+        precision = recall = f1 = np.zeros(n)
+        support = np.zeros(n, dtype=np.int64)
+        averages = {avg: {"precision": 0.0, "recall": 0.0, "f1": 0.0} for avg in ("macro", "weighted")}
+        accuracy = 0.0
     out = {
-        "accuracy": float(tp.sum() / total) if total else 0.0,
+        "accuracy": accuracy,
         "n": int(total),
         "per_class": {
             c: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
                 "support": int(support[i])}
             for i, c in enumerate(classes)
         },
-        "macro": {"precision": float(precision.mean()), "recall": float(recall.mean()), "f1": float(f1.mean())},
-        "weighted": {"precision": float((precision * weights).sum()), "recall": float((recall * weights).sum()),
-                     "f1": float((f1 * weights).sum())},
+        "macro": averages["macro"],
+        "weighted": averages["weighted"],
         "confusion_matrix": cm.tolist(),
         "classes": list(classes),
     }

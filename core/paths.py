@@ -7,25 +7,31 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def _given(value: str | os.PathLike | None) -> Path | None:
+    """A user-typed folder: surrounding whitespace dropped, ``~`` expanded; None when blank."""
+    if value is None:
+        return None
+    text = str(value).strip()
+    return Path(text).expanduser() if text else None
+
+
 def data_dir(explicit: str | os.PathLike | None = None) -> Path:
-    """``explicit``, else $TRANSFER_LAB_DATA, else ``../shared/datasets`` beside the repository."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("TRANSFER_LAB_DATA")
-    return Path(env).expanduser() if env else REPO_ROOT.parent / "shared" / "datasets"
+    """The one data-folder resolver: ``explicit``, else $TRANSFER_LAB_DATA, else ``../shared/datasets`` beside
+    the repository. Every task's loader calls this, so ``~`` and stray whitespace mean the same everywhere.
+
+    >>> data_dir(" ~/data ").name
+    'data'
+    """
+    return _given(explicit) or _given(os.environ.get("TRANSFER_LAB_DATA")) or REPO_ROOT.parent / "shared" / "datasets"
 
 
 def runs_dir(explicit: str | os.PathLike | None = None) -> Path:
     """``explicit``, else $TRANSFER_LAB_RUNS, else ``runs/`` in the repository."""
-    if explicit:
-        return Path(explicit).expanduser()
-    env = os.environ.get("TRANSFER_LAB_RUNS")
-    return Path(env).expanduser() if env else REPO_ROOT / "runs"
+    return _given(explicit) or _given(os.environ.get("TRANSFER_LAB_RUNS")) or REPO_ROOT / "runs"
 
 
 def cache_dir() -> Path:
     """$TRANSFER_LAB_CACHE, else ``~/.cache/transfer_lab``; created on demand."""
-    env = os.environ.get("TRANSFER_LAB_CACHE")
-    path = Path(env).expanduser() if env else Path.home() / ".cache" / "transfer_lab"
+    path = _given(os.environ.get("TRANSFER_LAB_CACHE")) or Path.home() / ".cache" / "transfer_lab"
     path.mkdir(parents=True, exist_ok=True)
     return path

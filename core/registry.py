@@ -1,27 +1,102 @@
-"""Named model specs: every model the app, the CLI and the tests can build, by a stable name.
+"""The registry: every task and every model by a stable name, and what each declares.
 
-A spec says what a model is for (its task), where its pretrained weights come from with internet (``hub_id``)
-and without (``offline``), and how to build it. Model families register their specs from their own module
-(``core/models/*.py``); this module imports them lazily so that ``import core.registry`` stays cheap.
+A :class:`TaskSpec` says what a task is (its labels, headline metric, what one input is, the type of its
+prediction rows, where its task adapter and its data loader live); a :class:`ModelSpec` says what a model is for,
+where its pretrained weights come from with internet (``hub_id``) and without (``offline``), and how to build it.
+Each task is a package ``core/tasks/<name>/``: its ``__init__`` registers the TaskSpec (cheap: no torch), its
+``models`` module registers the ModelSpecs. Both are imported on the first lookup, so ``import core.registry``
+stays cheap, and adding a task means adding a folder. Callers look declarations up instead of testing names.
 
 >>> from core import registry
 >>> registry.get("efficientnet_lite0").offline
 'packaged'
+>>> registry.get_task("qa").headline
+'f1'
 """
 from __future__ import annotations
 
 import importlib
+import pkgutil
 from dataclasses import dataclass, field
 from typing import Callable
 
-from core.errors import UnknownModelError
+from core.errors import BadSettingError, UnknownModelError, UnknownStrategyError
+from core.freezing import STRATEGIES as _STRATEGY_TABLE
 
-TASKS = ("images", "tweets", "qa")
-STRATEGIES = ("scratch", "feature_extraction", "last_block", "full")
+STRATEGIES = tuple(_STRATEGY_TABLE)  # the names, in the order the UI and the CLI show them
 # What a model needs to say about its weights on a machine without the Hub.
 OFFLINE_KINDS = ("packaged", "untrained")
-# Modules that call register(); imported on the first lookup.
-_FAMILY_MODULES = ("core.models.image_cls", "core.models.text_cls", "core.models.qa")
+
+
+def _import(path: str):
+    """``"package.module:Name"`` -> the object (tasks name their classes this way so that nothing heavy is
+    imported before it is used)."""
+    module, _, name = path.partition(":")
+    obj = importlib.import_module(module)
+    return getattr(obj, name) if name else obj
+
+
+@dataclass(frozen=True)
+class InputField:
+    """One input a task's prediction takes (``python -m core predict --<name>``, one box in the app)."""
+
+    name: str  # the keyword argument of TaskRun.predict
+    kind: str  # "image" (encoded bytes; the CLI reads the file at the given path) or "text"
+    help: str
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What a task declares. Nothing outside ``core/tasks/<name>/`` branches on a task's name: it reads this.
+
+    labels: the label vocabulary a new model predicts (None: the outputs are spans, as in extractive QA).
+    num_outputs: how many outputs the task head has (classes, or 2 for the start and end of a span).
+    task_class / row_class / data_loader: ``"module:Name"`` of the engine adapter (a TaskRun), the prediction-row
+    dataclass that ``evaluate()`` writes and compare and the UI read, and ``load_examples(split, data_dir=None,
+    data_file=None)`` that reads one split from a folder, a file or the Hub.
+    """
+
+    name: str
+    title: str
+    description: str
+    labels: tuple[str, ...] | None
+    num_outputs: int
+    headline: str  # the one number run lists show
+    monitor: str  # the validation metric the plateau scheduler maximises
+    inputs: tuple[InputField, ...]
+    head_words: str  # what its task head is called in sentences ("classification head")
+    task_class: str
+    row_class: str
+    data_loader: str
+    models_module: str  # registers this task's ModelSpecs
+    presets_module: str = ""  # defines PRESETS: dict of named set-ups (core.presets merges them)
+    # tasks whose input is an image: "module:fn" with fn(ids, data_dir) -> [(H, W, 3) uint8 arrays] of test examples
+    # (rows of other tasks carry their inputs as text, PredictionRow.inputs)
+    image_loader: str = ""
+    order: int = 100  # where the task comes in lists (the app's radio buttons, `python -m core models`)
+
+    def adapter(self):
+        """The TaskRun subclass that trains and evaluates this task."""
+        return _import(self.task_class)
+
+    def rows(self):
+        """The PredictionRow subclass of this task."""
+        return _import(self.row_class)
+
+    def load_examples(self, split: str, data_dir=None, data_file=None):
+        return _import(self.data_loader)(split, data_dir=data_dir, data_file=data_file)
+
+    def test_images(self, ids, data_dir=None) -> list:
+        """The test images behind prediction rows, by id, as (H, W, 3) uint8 arrays (image tasks only)."""
+        if not self.image_loader:
+            raise BadSettingError(f"The {self.name} task has no image inputs.")
+        return _import(self.image_loader)(ids, data_dir)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "title": self.title, "description": self.description,
+                "labels": list(self.labels) if self.labels else None, "num_outputs": self.num_outputs,
+                "headline": self.headline, "monitor": self.monitor,
+                "inputs": [{"name": i.name, "kind": i.kind, "help": i.help} for i in self.inputs]}
 
 
 @dataclass(frozen=True)
@@ -40,7 +115,7 @@ class BuildRequest:
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
-    task: str  # one of TASKS
+    task: str  # a registered TaskSpec's name
     family: str  # "cnn", "vision_transformer", "mlp", "bert", "bert_bigru", "qa_encoder", ...
     hub_id: str | None  # where a machine with internet loads the pretrained weights
     offline: str  # one of OFFLINE_KINDS: what this machine can load without the Hub
@@ -55,6 +130,9 @@ class ModelSpec:
     # TrainConfig fields a run of this model starts from when neither a preset nor the user sets them (e.g. QA
     # encoders: strategy "full", AdamW, batch 16); see core.presets.compose_settings.
     recommended: dict = field(default_factory=dict, compare=False)
+    # The hub checkpoint already carries a head trained for this task (e.g. a PQuAD-fine-tuned QA model), so
+    # loaded from the Hub it answers without any training here (core.weights.head_is_trained).
+    finetuned_head: bool = False
 
     def to_json(self) -> dict:
         return {
@@ -71,16 +149,27 @@ class ModelSpec:
             "notes": self.notes,
             "default_lr": self.default_lr,
             "recommended": dict(self.recommended),
+            "finetuned_head": self.finetuned_head,
         }
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
+_TASKS: dict[str, TaskSpec] = {}
+_tasks_found = False  # every package under core/tasks imported (importing one task's module registers it alone)
 _loaded = False
 
 
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Add a task; a name may be registered once. Called from ``core/tasks/<name>/__init__.py``."""
+    if spec.name in _TASKS:
+        raise ValueError(f"task name {spec.name!r} is registered twice")
+    _TASKS[spec.name] = spec
+    return spec
+
+
 def register(spec: ModelSpec) -> ModelSpec:
-    """Add a spec; a name may be registered once."""
-    if spec.task not in TASKS:
+    """Add a model spec; a name may be registered once, for a registered task."""
+    if spec.task not in _TASKS:
         raise ValueError(f"spec {spec.name}: unknown task {spec.task!r}")
     if spec.offline not in OFFLINE_KINDS:
         raise ValueError(f"spec {spec.name}: offline must be one of {OFFLINE_KINDS}")
@@ -90,17 +179,54 @@ def register(spec: ModelSpec) -> ModelSpec:
     return spec
 
 
+def _ensure_tasks() -> None:
+    """Import every task package under core/tasks (each registers its TaskSpec; no torch is imported)."""
+    global _tasks_found
+    if _tasks_found:
+        return
+    _tasks_found = True
+    import core.tasks
+
+    for info in pkgutil.iter_modules(core.tasks.__path__):
+        if info.ispkg:
+            importlib.import_module(f"core.tasks.{info.name}")
+    ordered = sorted(_TASKS.values(), key=lambda s: (s.order, s.name))
+    _TASKS.clear()
+    _TASKS.update((s.name, s) for s in ordered)
+
+
 def _ensure_loaded() -> None:
     global _loaded
+    _ensure_tasks()
     if _loaded:
         return
     _loaded = True
-    for module in _FAMILY_MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as err:  # a family module not written yet must not hide the others
-            if err.name != module:
-                raise
+    for task in list(_TASKS.values()):
+        importlib.import_module(task.models_module)
+
+
+def task_names() -> tuple[str, ...]:
+    """Every registered task's name, in the tasks' declared order.
+
+    >>> task_names()
+    ('images', 'tweets', 'qa')
+    """
+    _ensure_tasks()
+    return tuple(_TASKS)
+
+
+def list_tasks() -> list[TaskSpec]:
+    _ensure_tasks()
+    return list(_TASKS.values())
+
+
+def get_task(name: str) -> TaskSpec:
+    """The TaskSpec registered under ``name``; one sentence naming the known tasks otherwise."""
+    _ensure_tasks()
+    try:
+        return _TASKS[name]
+    except (KeyError, TypeError):
+        raise BadSettingError(f"Unknown task '{name}'. Choose one of: {', '.join(_TASKS)}.") from None
 
 
 def get(name: str) -> ModelSpec:
@@ -108,7 +234,7 @@ def get(name: str) -> ModelSpec:
     _ensure_loaded()
     try:
         return _REGISTRY[name]
-    except KeyError:
+    except (KeyError, TypeError):
         known = ", ".join(sorted(_REGISTRY))
         raise UnknownModelError(f"Unknown model '{name}'. Known models: {known}.") from None
 
@@ -119,7 +245,46 @@ def list_models(task: str | None = None) -> list[ModelSpec]:
     return [s for s in _REGISTRY.values() if task is None or s.task == task]
 
 
+def check(task: str, model: str, strategy: str) -> ModelSpec:
+    """The one model/task/strategy check (TrainConfig.validate, parameter counts and the app call it): the
+    model's spec, or one sentence saying what does not fit.
+
+    >>> check("images", "mlp", "full").name
+    'mlp'
+    """
+    get_task(task)
+    if strategy not in STRATEGIES:
+        raise UnknownStrategyError(f"Unknown strategy '{strategy}'. Choose one of: {', '.join(STRATEGIES)}.")
+    spec = get(model)
+    if spec.task != task:
+        raise BadSettingError(f"Model '{spec.name}' is for the {spec.task} task, not {task}.")
+    if strategy not in spec.strategies:
+        raise UnknownStrategyError(
+            f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {strategy}.")
+    return spec
+
+
 def build(name: str, request: BuildRequest):
-    """Build the named model; the result carries ``weights_source`` (where its weights came from)."""
+    """Build the named model; the result carries ``weights`` (a core.weights.WeightsSource)."""
     spec = get(name)
     return spec.build(spec, request)
+
+
+def parameter_counts(name: str, strategy: str, num_classes: int | None = None) -> dict[str, int]:
+    """Trainable and total parameters of a registry model under a strategy, built on the meta device (no
+    weights are allocated, so even BERT-large counts instantly).
+
+    >>> parameter_counts("mlp", "scratch")["trainable"]
+    855050
+    """
+    import torch
+
+    from core.freezing import apply_strategy, count_parameters
+
+    spec = get(name)
+    check(spec.task, name, strategy)
+    request = BuildRequest(num_classes=num_classes or get_task(spec.task).num_outputs, weights="random")
+    with torch.device("meta"):
+        model = spec.build(spec, request)
+    apply_strategy(model, strategy)
+    return count_parameters(model)

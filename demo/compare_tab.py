@@ -1,7 +1,7 @@
 """Compare tab: two finished runs of one task side by side, and the examples where they differ.
 
 Pick a task and two runs (finished runs only; the lists refresh on page load, on a task change and with
-Refresh). Compare shows the metrics table (core.compare.metrics_table), both runs' curves overlaid
+Refresh). Compare shows the metrics table (core.store.compare.metrics_table), both runs' curves overlaid
 (demo.plots.curves_figure) and their confusion matrices as two plotly heatmaps. The examples behind a cell are
 chosen with the run / true / predicted pickers below the heatmaps: Gradio 6's gr.Plot has only a ``change``
 event and its plotly front end binds no click handler, so a click on a heatmap cell never reaches Python.
@@ -23,15 +23,14 @@ import gradio as gr
 import plotly.graph_objects as go
 from PIL import Image
 
-from core.compare import (Comparison, ConfusionMatrix, QA_TASK, compare_runs, confusion, cell_examples,
-                          disagreements, metrics_table)
-from core.data.images import load_images
-from core.errors import BadInputError, DataNotFoundError, TransferLabError
+from core import registry
+from core.errors import BadInputError, TransferLabError
+from core.store.compare import (Comparison, ConfusionMatrix, cell_examples, compare_runs, confusion, disagreements,
+                                metrics_table)
 from demo.pickers import fmt_value
 from demo.plots import curves_figure
 from demo.state import model_choices
 
-TASKS = ("images", "tweets", "qa")
 METRIC_HEADERS = ["metric", "A", "B", "B − A"]
 MAX_GALLERY = 48  # images shown per view; the note says how many there are in all
 MAX_TABLE = 500  # rows shown per table
@@ -66,13 +65,6 @@ def load_pair(ref_a: str | None, ref_b: str | None) -> Comparison:
     return _cached_pair(ref_a, ref_b, stamp_a, stamp_b)
 
 
-@functools.lru_cache(maxsize=2)
-def _image_test_split(data_dir: str | None):
-    """The test split an image run was evaluated on and a map id -> row; loaded once per data folder."""
-    split = load_images("test", data_dir)
-    return split, {str(i): n for n, i in enumerate(split.ids)}
-
-
 def _sentence(err: Exception) -> str:
     if isinstance(err, TransferLabError):
         return str(err)
@@ -99,29 +91,29 @@ def _p(value) -> str:
     return f"{value:.2f}" if isinstance(value, (int, float)) else "?"
 
 
-def _table(task: str, examples: list[dict]) -> dict:
-    """Rows for a gr.Dataframe: both runs' predictions per example, task-specific text columns."""
-    if task == QA_TASK:
-        headers = ["id", "question", "gold answers", "A answer", "A F1", "B answer", "B F1"]
-        data = [[e["id"], e.get("question", ""), e["true"], e["a_prediction"], _p(e.get("a_f1")),
-                 e["b_prediction"], _p(e.get("b_f1"))] for e in examples[:MAX_TABLE]]
-    else:
-        headers = ["id"] + (["tweet"] if task == "tweets" else []) + ["true", "A", "A p", "B", "B p"]
-        data = [[e["id"]] + ([e.get("text", "")] if task == "tweets" else [])
-                + [e["true"], e["a_prediction"], _p(e["a_confidence"]), e["b_prediction"], _p(e["b_confidence"])]
-                for e in examples[:MAX_TABLE]]
+def _table(pair: Comparison, examples: list[dict]) -> dict:
+    """Rows for a gr.Dataframe: both runs' predictions per example, with the input columns and the per-model
+    facts the task's rows declare (tweets: the tweet; QA: the question, and each answer's F1)."""
+    row_type = pair.a.row_type
+    inputs = row_type.table_columns()
+    facts = sorted({k.removeprefix("a_") for e in examples[:1] for k in e
+                    if k.startswith("a_") and k not in ("a_prediction", "a_confidence", "a_right", "a_index")})
+    headers = (["id"] + [h for _, h in inputs] + ["true"]
+               + [f"{side}{suffix}" for side in "AB" for suffix in ("", " p", *(f" {f}" for f in facts))])
+    data = [[e["id"]] + [e.get(k, "") for k, _ in inputs] + [e["true"]]
+            + [v for side in "ab" for v in (e[f"{side}_prediction"], _p(e[f"{side}_confidence"]),
+                                             *(_p(e.get(f"{side}_{f}")) for f in facts))]
+            for e in examples[:MAX_TABLE]]
     return {"headers": headers, "data": data}
 
 
 def _gallery(pair: Comparison, examples: list[dict]) -> list[tuple[Image.Image, str]]:
     """(image, "true / A: pred (p) / B: pred (p)") for the first MAX_GALLERY examples of an image comparison."""
-    split, row_of = _image_test_split(pair.a.config.get("train", {}).get("data_dir"))
+    shown = examples[:MAX_GALLERY]
+    arrays = pair.a.spec.test_images([e["id"] for e in shown], pair.a.config.get("train", {}).get("data_dir"))
     items = []
-    for e in examples[:MAX_GALLERY]:
-        n = row_of.get(e["id"])
-        if n is None:
-            raise DataNotFoundError(f"Test image {e['id']} is not in the data folder run A was evaluated on.")
-        image = Image.fromarray(split.images[n].permute(1, 2, 0).numpy())  # (3, H, W) -> (H, W, 3)
+    for e, array in zip(shown, arrays):
+        image = Image.fromarray(array)
         small = image.width < THUMBNAIL  # enlarge pixel art as blocks, shrink photos smoothly
         image = image.resize((THUMBNAIL, THUMBNAIL), Image.NEAREST if small else Image.BILINEAR)
         caption = (f"{e['true']} / A: {e['a_prediction']} ({_p(e['a_confidence'])}) / "
@@ -132,16 +124,17 @@ def _gallery(pair: Comparison, examples: list[dict]) -> list[tuple[Image.Image, 
 
 def _examples_view(pair: Comparison, examples: list[dict], what: str) -> tuple[str, dict, dict]:
     """(note, gallery update, table rows) for a list of examples; the gallery shown only for images."""
-    limit = MAX_GALLERY if pair.task == "images" else MAX_TABLE
+    pictures = bool(pair.a.spec.image_loader)
+    limit = MAX_GALLERY if pictures else MAX_TABLE
     shown = f" (showing the first {limit})" if len(examples) > limit else ""
     note = f"{what}: {len(examples)} example{'s' if len(examples) != 1 else ''}{shown}."
     gallery = gr.update(value=None, visible=False)
-    if pair.task == "images":
+    if pictures:
         try:
             gallery = gr.update(value=_gallery(pair, examples), visible=True)
         except TransferLabError as err:  # data moved or missing: the table still shows the predictions
             note += f" The images cannot be shown: {err}"
-    return note, gallery, _table(pair.task, examples)
+    return note, gallery, _table(pair, examples)
 
 
 # The examples tables' headings before anything is listed (an image comparison's; _table sets each task's own).
@@ -227,7 +220,8 @@ def show_disagreements(ref_a: str | None, ref_b: str | None, which: str) -> tupl
     except (TransferLabError, OSError, json.JSONDecodeError) as err:
         return _empty_examples(_sentence(err))
     examples = d.a_right_b_wrong if which == DISAGREEMENT_CHOICES[0] else d.b_right_a_wrong
-    rule = " (QA: right = F1 ≥ 0.5, or abstaining on an unanswerable question)" if pair.task == QA_TASK else ""
+    rule = pair.a.row_type.right_rule()
+    rule = f" ({rule})" if rule else ""
     note, gallery, table = _examples_view(pair, examples, which)
     note += (f" Of {len(pair.ids)} shared examples, A alone is right on {len(d.a_right_b_wrong)}, B alone on "
              f"{len(d.b_right_a_wrong)}{rule}.")
@@ -240,7 +234,8 @@ def build() -> None:
     gr.Markdown("Compare two finished runs of one task: metrics, curves, confusion matrices and the examples "
                 "where they differ.")
     with gr.Row():
-        task = gr.Radio(list(TASKS), value=TASKS[0], label="Task")
+        tasks = registry.task_names()
+        task = gr.Radio(list(tasks), value=tasks[0], label="Task")
         refresh = gr.Button("Refresh", scale=0)
     with gr.Row():
         # allow_custom_value: API callers may pass any run folder or id; core checks it.

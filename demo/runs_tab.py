@@ -1,6 +1,6 @@
 """Runs tab: every saved run; open one to see its config, curves and metrics; resume, delete or download it.
 
-Handlers are module-level functions that translate between widgets and ``core.runs`` / ``demo.state.jobs()``.
+Handlers are module-level functions that translate between widgets and ``core.store.runs`` / ``demo.state.jobs()``.
 A user's mistake (a deleted run, a run still training, a missing confirmation) comes back as one sentence in
 the status line, never as a traceback.
 """
@@ -17,7 +17,7 @@ import gradio as gr
 
 from core.errors import BadSettingError, RunNotFoundError, TransferLabError
 from core.paths import runs_dir
-from core.runs import Run, delete_run, list_runs, open_run
+from core.store.runs import Run, delete_run, list_runs, open_run, weights_label
 from demo.pickers import fmt_value
 from demo.plots import curves_figure, monitor_metric
 from demo.state import jobs, predictors
@@ -93,13 +93,15 @@ def config_summary(run) -> str:
     params = cfg.get("parameters") or {}
     trainable, total = params.get("trainable"), params.get("total")
     share = f" ({trainable / total:.1%})" if trainable is not None and total else ""
-    pretrained = "pretrained" if cfg.get("pretrained") else "untrained (random initial weights)"
+    weights = weights_label(cfg.get("weights")) or "not recorded"
+    if weights == "untrained":
+        weights = "untrained (random initial weights)"
     lines = [
         f"**{run.id}**",
         f"- status: **{status.get('status')}**" + (f" — {status['message']}" if status.get("message") else ""),
         f"- task `{train.get('task')}`, model `{train.get('model')}`, strategy `{train.get('strategy')}`"
         + (f", preset `{train['preset']}`" if train.get("preset") else ""),
-        f"- weights: {pretrained}; source `{cfg.get('weights_source', 'unknown')}`",
+        f"- weights: {weights}",
         f"- parameters: {_fmt(trainable)} trainable of {_fmt(total)}{share}",
         f"- epochs {train.get('epochs')}, learning rate {cfg.get('lr', train.get('lr'))}, "
         f"batch size {train.get('batch_size')}, optimizer {train.get('optimizer')}, "

@@ -12,10 +12,10 @@ import os
 
 from core import registry
 from core.errors import BadSettingError
-from core.jobs import JobQueue
-from core.predictors import PredictorCache
-from core.runs import list_runs
-from demo.models_tab import weights_status
+from core.store.jobs import JobQueue
+from core.store.predictors import PredictorCache
+from core.store.runs import list_runs
+from core.weights import weights_status
 
 
 ZEROGPU_SLICE_MINUTES = 4.0  # ZeroGPU grants a few minutes per call (about 5 at most); a slice stays under it

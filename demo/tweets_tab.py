@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core.data.tweets import clean_tweet
+from core.tasks.tweets.data import clean_tweet
 from core.errors import BadInputError
 from core.paths import REPO_ROOT
 from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,

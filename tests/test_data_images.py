@@ -4,7 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.data.images import (CIFAR10_CLASSES, balanced_subset, decode_image, load_image_folder, load_images,
+from core.tasks.images.data import (CIFAR10_CLASSES, balanced_subset, decode_image, load_image_folder, load_images,
                               split_train_val)
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
 

@@ -11,8 +11,8 @@ import pytest
 gr = pytest.importorskip("gradio")
 go = pytest.importorskip("plotly.graph_objects")
 
-from core.hub import hub_available  # noqa: E402
-from core.runs import open_run  # noqa: E402
+from core.weights import hub_available  # noqa: E402
+from core.store.runs import open_run  # noqa: E402
 from demo import finetune_tab, runs_tab  # noqa: E402
 from demo.plots import curves_figure  # noqa: E402
 from demo.state import jobs, predictors  # noqa: E402

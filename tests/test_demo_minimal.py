@@ -1,7 +1,7 @@
 """The app's handlers, in process: they list the registry and the run store."""
 import pytest
 
-from core.runs import create_run
+from core.store.runs import create_run
 
 
 def test_models_tab_marks_weight_status():

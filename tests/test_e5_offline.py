@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from core.errors import WeightsUnavailableError
-from core.models import e5_offline as E5
+from core.tasks.qa import e5_offline as E5
 
 PERSIAN = [
     "پایتخت ایران تهران است.",

@@ -5,9 +5,9 @@ import pytest
 
 from core.config import TrainConfig
 from core.errors import BadSettingError, RunNotFoundError
-from core.jobs import JobQueue
-from core.predictors import PredictorCache
-from core.runs import delete_run, open_run
+from core.store.jobs import JobQueue
+from core.store.predictors import PredictorCache
+from core.store.runs import delete_run, open_run
 
 
 def _mlp(data_dir, **kw):

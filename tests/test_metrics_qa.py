@@ -1,9 +1,9 @@
 """SQuAD 2.0 EM/F1 with Persian normalisation: hand-computed scores on Persian answer pairs."""
 import pytest
 
-from core.data.qa import QAExample
+from core.tasks.qa.data import QAExample
 from core.errors import BadInputError
-from core.metrics_qa import answer_tokens, exact_match, f1_score, normalize_persian, squad_v2_scores
+from core.tasks.qa.metrics import answer_tokens, exact_match, f1_score, normalize_persian, squad_v2_scores
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from core.data.qa import (
+from core.tasks.qa.data import (
     QAExample,
-    default_data_dir,
     limit_examples,
     load_pquad,
     load_squad_json,
@@ -19,6 +18,7 @@ from core.data.qa import (
     qa_statistics,
 )
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
+from core.paths import data_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(os.environ.get("TRANSFER_LAB_DATA") or REPO_ROOT.parent / "shared" / "datasets")
@@ -173,10 +173,13 @@ def test_load_pquad_from_a_local_folder(tmp_path):
 def test_default_data_dir_follows_the_environment(tmp_path, monkeypatch):
     _write(tmp_path / "pquad" / "Test.json", _squad([PARAGRAPH]))
     monkeypatch.setenv("TRANSFER_LAB_DATA", str(tmp_path))
-    assert default_data_dir() == tmp_path
+    assert data_dir() == tmp_path
     assert len(load_pquad("test")) == 2
+    monkeypatch.setenv("HOME", str(tmp_path.parent))
+    monkeypatch.setenv("TRANSFER_LAB_DATA", f"  ~/{tmp_path.name}  ")
+    assert len(load_pquad("test")) == 2  # whitespace and ~ mean the same as for every other task
     monkeypatch.delenv("TRANSFER_LAB_DATA")
-    assert default_data_dir() == REPO_ROOT.parent / "shared" / "datasets"
+    assert data_dir() == REPO_ROOT.parent / "shared" / "datasets"
 
 
 def _fake_datasets(monkeypatch, load_dataset) -> None:

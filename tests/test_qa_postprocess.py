@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from core.metrics_qa import f1_score
-from core.qa_postprocess import (
+from core.tasks.qa.metrics import f1_score
+from core.tasks.qa.decoding import (
     QAPrediction,
     answer_at_threshold,
     best_threshold,

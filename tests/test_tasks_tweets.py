@@ -11,14 +11,16 @@ import pytest
 import torch
 
 from core.config import TrainConfig
-from core.data import tweets as T
+from core.engine import encoder_cache
+from core.paths import data_dir
+from core.tasks.tweets import data as T
 from core.errors import BadInputError, BadSettingError
-from core.hub import hub_available
-from core.models.text_cls import minilm_package_dir
-from core.tasks import tweets as TT
-from core.train import evaluate_run, load_run_task, make_task, train
+from core.weights import hub_available
+from core.tasks.tweets.models import minilm_package_dir
+from core.tasks.tweets import task as TT
+from core.engine.fit import evaluate_run, load_run_task, make_task, train
 
-DATA_DIR = T.default_data_dir()  # $TRANSFER_LAB_DATA or ../shared/datasets
+DATA_DIR = data_dir()  # $TRANSFER_LAB_DATA or ../shared/datasets
 pytestmark = [
     pytest.mark.skipif(not (DATA_DIR / T.DATASET_FOLDER).is_dir(),
                        reason=f"CONSTRAINT CSVs not found under {DATA_DIR / T.DATASET_FOLDER} "
@@ -103,9 +105,9 @@ def test_length_chunked_trimmed_features_equal_one_padded_forward(bigru_task):
         torch.testing.assert_close(chunked[row, :n], full[row, :n], rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("limit, dtype", [(TT.FP32_CACHE_LIMIT, torch.float32), (0, torch.float16)])
+@pytest.mark.parametrize("limit, dtype", [(encoder_cache.FP32_CACHE_LIMIT, torch.float32), (0, torch.float16)])
 def test_sequence_cache_stores_real_tokens_only(bigru_task, monkeypatch, limit, dtype):
-    monkeypatch.setattr(TT, "FP32_CACHE_LIMIT", limit)
+    monkeypatch.setattr(encoder_cache, "FP32_CACHE_LIMIT", limit)
     facts = bigru_task.prepare_training()["feature_cache"]
     tokens = sum(int(s.lengths.sum()) for s in bigru_task.splits.values())
     width = torch.finfo(dtype).bits // 8

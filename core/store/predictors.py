@@ -14,11 +14,9 @@ from collections import OrderedDict
 from core import registry
 from core.config import TrainConfig
 from core.errors import RunNotFoundError
-from core.runs import open_run
+from core.store.runs import open_run
 
 DEFAULT_MAX_BYTES = int(float(os.environ.get("TRANSFER_LAB_MODEL_CACHE_GB", "4")) * 2**30)
-DEFAULT_LABELS = {"images": ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
-                             "truck"], "tweets": ["fake", "real"], "qa": None}
 
 
 def _model_bytes(task) -> int:
@@ -43,13 +41,14 @@ class PredictorCache:
         return f"{run.path}@{weights.stat().st_mtime_ns}"
 
     def _build(self, ref: str):
-        from core.train import load_run_task, make_task
+        from core.engine.fit import load_run_task, make_task
 
         if ref.startswith("model:"):
             spec = registry.get(ref.removeprefix("model:"))
             cfg = TrainConfig(task=spec.task, model=spec.name, strategy="full")
             task = make_task(cfg)
-            task.build_model(DEFAULT_LABELS[spec.task])
+            labels = registry.get_task(spec.task).labels
+            task.build_model(list(labels) if labels else None)
             task.model.eval()
             return task
         return load_run_task(ref, self.runs_root)[1]

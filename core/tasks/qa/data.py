@@ -2,7 +2,7 @@
 
 Everything here is model-independent: a loader gives :class:`QAExample` records, and :func:`prepare_windows`
 turns them into fixed-length token windows with answer labels for any Hugging Face *fast* tokenizer. Decoding the
-model's logits back into answers lives in :mod:`core.qa_postprocess`; scoring in :mod:`core.metrics_qa`.
+model's logits back into answers lives in :mod:`core.tasks.qa.decoding`; scoring in :mod:`core.tasks.qa.metrics`.
 
 >>> examples = load_pquad("validation")                      # doctest: +SKIP
 >>> qa_statistics(limit_examples(examples, 100, seed=0))["unanswerable"]   # doctest: +SKIP
@@ -19,12 +19,11 @@ from statistics import fmean
 from typing import Any, Iterable, Sequence
 
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
+from core.paths import data_dir as resolve_data_dir
 
 # Local files of PQuAD, by split (the original repository's names).
 PQUAD_FILES = {"train": "Train.json", "validation": "Validation.json", "test": "Test.json"}
 PQUAD_HUB_ID = "Gholamreza/pquad"  # unofficial Hub copy of github.com/AUT-NLP/PQuAD
-DATA_ENV = "TRANSFER_LAB_DATA"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -40,16 +39,6 @@ class QAExample:
 
 
 # ----------------------------------------------------------------------------------------------------- loading
-
-
-def default_data_dir() -> Path:
-    """Where shared data sets live: ``$TRANSFER_LAB_DATA``, else ``../shared/datasets`` beside the repository.
-
-    >>> default_data_dir().name                                 # doctest: +SKIP
-    'datasets'
-    """
-    env = os.environ.get(DATA_ENV)
-    return Path(env) if env else _REPO_ROOT.parent / "shared" / "datasets"
 
 
 def load_squad_json(path: str | os.PathLike) -> list[QAExample]:
@@ -125,7 +114,7 @@ def _check_unique_ids(examples: Sequence[QAExample], source: str) -> None:
 def load_pquad(split: str, data_dir: str | os.PathLike | None = None, hub_id: str = PQUAD_HUB_ID) -> list[QAExample]:
     """PQuAD's ``split`` ("train", "validation" or "test") from the local folder, or from the Hub without one.
 
-    The local folder is ``<data_dir>/pquad``; ``data_dir`` defaults to :func:`default_data_dir`. The Hub
+    The local folder is ``<data_dir>/pquad``; ``data_dir`` defaults to :func:`core.paths.data_dir`. The Hub
     (through ``datasets``) is used only when no ``data_dir`` was given and the default folder is absent.
     Locally only Validation.json and Test.json exist: asking for "train" there raises DataNotFoundError.
 
@@ -134,12 +123,12 @@ def load_pquad(split: str, data_dir: str | os.PathLike | None = None, hub_id: st
     """
     if split not in PQUAD_FILES:
         raise BadSettingError(f"Unknown PQuAD split '{split}'. Choose one of: {', '.join(PQUAD_FILES)}.")
-    folder = Path(data_dir if data_dir is not None else default_data_dir()) / "pquad"
+    folder = resolve_data_dir(data_dir) / "pquad"
     if folder.is_dir():
         return _load_local_pquad(folder, split)
     if data_dir is not None:
         raise DataNotFoundError(f"No PQuAD folder at {folder}.")
-    return _load_hub_pquad(split, hub_id)
+    return _load_hub_pquad(split, hub_id, folder.parent)
 
 
 def _load_local_pquad(folder: Path, split: str) -> list[QAExample]:
@@ -152,19 +141,19 @@ def _load_local_pquad(folder: Path, split: str) -> list[QAExample]:
     return load_squad_json(path)
 
 
-def _load_hub_pquad(split: str, hub_id: str) -> list[QAExample]:
+def _load_hub_pquad(split: str, hub_id: str, local: Path) -> list[QAExample]:
     """PQuAD from the Hugging Face Hub through ``datasets``; any failure becomes one DataNotFoundError sentence."""
     try:
         import datasets  # optional: only machines with internet take this path
     except ImportError:
         raise DataNotFoundError(
-            f"No local PQuAD folder under {default_data_dir()} and the 'datasets' package is not installed."
+            f"No local PQuAD folder under {local} and the 'datasets' package is not installed."
         ) from None
     try:
         rows = datasets.load_dataset(hub_id, split=split)
     except Exception as err:  # network, missing split, changed schema: all mean "no data"
         raise DataNotFoundError(
-            f"No local PQuAD folder under {default_data_dir()} and the Hub copy {hub_id} could not be loaded "
+            f"No local PQuAD folder under {local} and the Hub copy {hub_id} could not be loaded "
             f"({type(err).__name__})."
         ) from None
     examples = [_example_from_hub_row(row) for row in rows]
@@ -375,3 +364,12 @@ def _label_windows(encoded: Any, examples: Sequence[QAExample], context_sequence
         out["example_index"].append(example_index)
         out["offset_mapping"].append(offsets)
     return out
+
+
+def load_examples(split: str, data_dir: str | os.PathLike | None = None,
+                  data_file: str | os.PathLike | None = None) -> list[QAExample]:
+    """One split as the task registry asks for it (``TaskSpec.load_examples``): a SQuAD-2.0 JSON file given as
+    ``data_file``, else PQuAD from the data folder (or the Hub)."""
+    if data_file is not None:
+        return load_squad_json(data_file)
+    return load_pquad(split, data_dir)

@@ -1,6 +1,6 @@
 """Turn an extractive-QA model's start/end logits over token windows into answers: n-best span decoding.
 
-Pure numpy functions, no model and no tokenizer. The inputs are what :func:`core.data.qa.prepare_windows`
+Pure numpy functions, no model and no tokenizer. The inputs are what :func:`core.tasks.qa.data.prepare_windows`
 returns plus the model's logits:
 
 - ``start_logits``, ``end_logits``: per window, one score per token, shape (W, L) or a list of (L,) arrays;

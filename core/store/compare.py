@@ -10,11 +10,9 @@ different seeds or limits may hold different examples. Everything per example (c
 disagreements) is then computed on the ids both runs have, in run A's order, and ``Comparison.note`` says how
 many were dropped; :func:`metrics_table` shows each run's own metrics.json, i.e. its whole test set.
 
-Classification (images, tweets): a confusion cell is (true class, predicted class) and an example is *right* when
-its prediction equals its label. Question answering (SQuAD 2.0 style) has no classes, so its confusion matrix is
-2 x 2: true ``answerable``/``unanswerable`` against predicted ``answered``/``abstained``; an answerable question
-is *right* when the answer's token F1 is at least :data:`QA_RIGHT_F1` (0.5), an unanswerable one when the model
-abstained (exact match 1).
+What a row's true and predicted names are, whether it is right and how confident the model was are the task's
+own answers (its PredictionRow class, ``TaskSpec.row_class``): classification rows use the classes, extractive QA
+a 2 x 2 answerable/unanswerable by answered/abstained matrix (see core/tasks/qa/rows.py).
 
 >>> pair = compare_runs("runs/20261123-101500-mlp-scratch-ab12", "runs/20261123-102000-mlp-sc-cd34")  # doctest: +SKIP
 >>> [row[0] for row in metrics_table(pair.a, pair.b)][:3]                             # doctest: +SKIP
@@ -29,13 +27,11 @@ import os
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core import registry
+from core.engine.rows import PredictionRow, dig
 from core.errors import BadInputError, RunNotFoundError, TransferLabError
-from core.runs import Run, open_run
-
-QA_TASK = "qa"
-QA_TRUE = ("answerable", "unanswerable")  # rows of a QA confusion matrix
-QA_PREDICTED = ("answered", "abstained")  # its columns
-QA_RIGHT_F1 = 0.5  # an answer with at least this token F1 counts as right
+from core.registry import TaskSpec
+from core.store.runs import Run, open_run, weights_label
 
 Side = Literal["a", "b"]
 
@@ -57,8 +53,8 @@ class RunRecord:
     config: dict
     metrics: dict
     history: list[dict]
-    predictions: list[dict]
-    by_id: dict[str, dict] = field(repr=False)  # test id -> its predictions.jsonl row
+    predictions: list[PredictionRow]
+    by_id: dict[str, PredictionRow] = field(repr=False)  # test id -> its row
 
     @property
     def label(self) -> str:
@@ -67,66 +63,32 @@ class RunRecord:
         return f"{train.get('model', '?')} {train.get('strategy', '?')} · {self.id}"
 
     @property
+    def spec(self) -> TaskSpec:
+        return registry.get_task(self.task)
+
+    @property
     def classes(self) -> tuple[str, ...]:
-        """The label vocabulary of a classification run (empty for QA)."""
+        """The label vocabulary of a classification run (empty when the task predicts spans)."""
         return tuple(self.metrics.get("classes") or self.config.get("labels") or ())
+
+    @property
+    def row_type(self) -> type[PredictionRow]:
+        return self.spec.rows()
 
     @property
     def true_labels(self) -> tuple[str, ...]:
         """Row names of this run's confusion matrix."""
-        return QA_TRUE if self.task == QA_TASK else self.classes
+        return self.row_type.true_axis(self.classes)
 
     @property
     def predicted_labels(self) -> tuple[str, ...]:
         """Column names of this run's confusion matrix."""
-        return QA_PREDICTED if self.task == QA_TASK else self.classes
+        return self.row_type.predicted_axis(self.classes)
 
     @property
     def monitor(self) -> str:
         """The headline metric (accuracy, or f1 for QA); the curves' metric panel shows ``val_<monitor>``."""
-        return self.config.get("headline_metric") or ("f1" if self.task == QA_TASK else "accuracy")
-
-    # -- one prediction row ----------------------------------------------------------------------------------
-    def true_name(self, row: dict) -> str:
-        if self.task == QA_TASK:
-            return QA_TRUE[1] if row.get("is_impossible") else QA_TRUE[0]
-        return row["label_name"]
-
-    def predicted_name(self, row: dict) -> str:
-        if self.task == QA_TASK:
-            return QA_PREDICTED[0] if row.get("prediction") else QA_PREDICTED[1]
-        return row["prediction_name"]
-
-    def is_right(self, row: dict) -> bool:
-        """Classification: prediction == label. QA: exact for unanswerable questions, F1 >= 0.5 otherwise."""
-        if self.task == QA_TASK:
-            if row.get("is_impossible"):
-                return float(row.get("exact", 0.0)) == 1.0
-            return float(row.get("f1", 0.0)) >= QA_RIGHT_F1
-        return int(row["prediction"]) == int(row["label"])
-
-    def confidence(self, row: dict) -> float | None:
-        """The model's probability for what it predicted (QA: of its span, or of "no answer" when it abstained)."""
-        if self.task == QA_TASK:
-            key = "probability" if row.get("prediction") else "no_answer_probability"
-            return row.get(key)
-        if "probabilities" in row:  # images: one probability per class
-            return row["probabilities"][int(row["prediction"])]
-        if "probability_real" in row:  # tweets: binary, the probability of "real"
-            p_real = float(row["probability_real"])
-            return p_real if row["prediction_name"] == "real" else 1.0 - p_real
-        return None
-
-    def predicted_text(self, row: dict) -> str:
-        if self.task == QA_TASK:
-            return row.get("prediction") or "(no answer)"
-        return row["prediction_name"]
-
-    def gold_text(self, row: dict) -> str:
-        if self.task == QA_TASK:
-            answers = [a for a in row.get("answers") or [] if a]
-            return " | ".join(answers) if answers and not row.get("is_impossible") else "(no answer)"
-        return row["label_name"]
+        return self.config.get("headline_metric") or self.spec.headline
 
 
 def load_run(ref: str | os.PathLike | Run | RunRecord, runs_root: str | os.PathLike | None = None) -> RunRecord:
@@ -157,8 +119,10 @@ def load_run(ref: str | os.PathLike | Run | RunRecord, runs_root: str | os.PathL
     task = config.get("train", {}).get("task")
     if task is None:
         raise NotComparableError(f"Run {run.id} does not say which task it is for.")
+    row_type = registry.get_task(task).rows()
+    rows = [row_type.from_json(r) for r in predictions]
     return RunRecord(id=run.id, path=str(run.path), task=task, config=config, metrics=metrics, history=history,
-                     predictions=predictions, by_id={str(r["id"]): r for r in predictions})
+                     predictions=rows, by_id={r.id: r for r in rows})
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -218,39 +182,13 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _dig(d, *keys):
-    """``d[k1][k2]...``, or None where a level is missing."""
-    for k in keys:
-        d = d.get(k) if isinstance(d, dict) else None
-    return d
-
-
-_QA_METRICS = (("test questions", "total"), ("exact match", "exact"), ("F1", "f1"),
-               ("HasAns exact match", "HasAns_exact"), ("HasAns F1", "HasAns_f1"), ("HasAns questions", "HasAns_total"),
-               ("NoAns exact match", "NoAns_exact"), ("NoAns F1", "NoAns_f1"), ("NoAns questions", "NoAns_total"),
-               ("questions answered", "answered"), ("null threshold", "null_threshold"), ("test loss", "loss"))
-_CLS_METRICS = (("test examples", ("n",)), ("accuracy", ("accuracy",)),
-                ("macro precision", ("macro", "precision")), ("macro recall", ("macro", "recall")),
-                ("macro F1", ("macro", "f1")), ("weighted F1", ("weighted", "f1")))
-
-
 def run_facts(r: RunRecord) -> dict[str, object]:
     """One run's column of :func:`metrics_table`, name -> value, in table order."""
     cfg, m = r.config, r.metrics
     params = m.get("parameters") or cfg.get("parameters") or {}
-    facts = {"run": r.id, "model": _dig(cfg, "train", "model"), "strategy": _dig(cfg, "train", "strategy"),
-             "weights": "pretrained" if cfg.get("pretrained") else "untrained",
-             "weights source": cfg.get("weights_source")}
-    if r.task == QA_TASK:
-        facts.update((name, m.get(key)) for name, key in _QA_METRICS)
-    else:
-        facts.update((name, _dig(m, *path)) for name, path in _CLS_METRICS)
-        if "roc_auc" in m:
-            facts["ROC-AUC"] = m["roc_auc"]
-        facts["test loss"] = m.get("loss")
-        for c in r.classes:
-            for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
-                facts[f"{c} {name}"] = _dig(m, "per_class", c, key)
+    facts = {"run": r.id, "model": dig(cfg, "train", "model"), "strategy": dig(cfg, "train", "strategy"),
+             "weights": weights_label(cfg.get("weights"))}
+    facts.update(r.row_type.metric_facts(m, r.classes))  # the task's own test metrics, in its order
     facts.update({"trainable parameters": params.get("trainable"), "total parameters": params.get("total"),
                   "epochs": len(r.history) or None, "mean seconds per epoch": m.get("mean_seconds_per_epoch")})
     return facts
@@ -301,25 +239,23 @@ def confusion(pair: Comparison, side: Side = "a") -> ConfusionMatrix:
     counts = [[0] * len(cols) for _ in rows]
     for i in pair.ids:
         p = r.by_id[i]
-        counts[rows.index(r.true_name(p))][cols.index(r.predicted_name(p))] += 1
+        counts[rows.index(p.true_name())][cols.index(p.predicted_name())] += 1
     return ConfusionMatrix(rows, cols, counts)
 
 
 def example(pair: Comparison, test_id: str) -> dict:
     """One test example with both runs' predictions: id, true, a_/b_ prediction, confidence, right, index
-    (the row in each run's predictions.jsonl); tweets add ``text``, QA ``question``, ``context``, a_/b_ ``f1``."""
+    (the row in each run's predictions.jsonl), the task's per-model facts (QA: a_/b_ ``f1``) and the example's
+    inputs as text (tweets: ``text``; QA: ``question``, ``context``)."""
     ra, rb = pair.a.by_id[test_id], pair.b.by_id[test_id]
-    out = {"id": test_id, "true": pair.a.gold_text(ra)}
-    for prefix, r, row in (("a", pair.a, ra), ("b", pair.b, rb)):
-        out[f"{prefix}_prediction"] = r.predicted_text(row)
-        out[f"{prefix}_confidence"] = r.confidence(row)
-        out[f"{prefix}_right"] = r.is_right(row)
-        out[f"{prefix}_index"] = row.get("index")
-        if pair.task == QA_TASK:
-            out[f"{prefix}_f1"] = row.get("f1")
-    for key in ("text", "question", "context"):
-        if key in ra:
-            out[key] = ra[key]
+    out = {"id": test_id, "true": ra.gold_text()}
+    for prefix, row in (("a", ra), ("b", rb)):
+        out[f"{prefix}_prediction"] = row.predicted_text()
+        out[f"{prefix}_confidence"] = row.confidence()
+        out[f"{prefix}_right"] = row.is_right()
+        out[f"{prefix}_index"] = row.index
+        out.update((f"{prefix}_{k}", v) for k, v in row.side_facts().items())
+    out.update(ra.inputs())
     return out
 
 
@@ -338,7 +274,7 @@ def cell_examples(pair: Comparison, true_label: str, predicted_label: str, side:
         raise BadInputError(f"'{predicted_label}' is not a predicted label of these runs; choose one of "
                             f"{', '.join(r.predicted_labels)}.")
     return [example(pair, i) for i in pair.ids
-            if r.true_name(r.by_id[i]) == true_label and r.predicted_name(r.by_id[i]) == predicted_label]
+            if r.by_id[i].true_name() == true_label and r.by_id[i].predicted_name() == predicted_label]
 
 
 @dataclass(frozen=True)
@@ -351,7 +287,7 @@ def disagreements(pair: Comparison) -> Disagreements:
     """The shared examples run A gets right and B wrong, and the reverse (see the module doc for "right")."""
     a_only, b_only = [], []
     for i in pair.ids:
-        a_right, b_right = pair.a.is_right(pair.a.by_id[i]), pair.b.is_right(pair.b.by_id[i])
+        a_right, b_right = pair.a.by_id[i].is_right(), pair.b.by_id[i].is_right()
         if a_right and not b_right:
             a_only.append(example(pair, i))
         elif b_right and not a_right:

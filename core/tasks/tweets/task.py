@@ -47,20 +47,19 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
-from torch.nn.utils.rnn import pad_sequence
 
-from core import registry
-from core.data.tweets import (LABELS, Tweet, clean_tweet, encode_tweets, limit_tweets, load_split,
+from core.tasks.tweets import NAME
+from core.tasks.tweets.data import (LABELS, Tweet, clean_tweet, encode_tweets, limit_tweets, load_split,
                               load_tweets_csv, split_path)
-from core.errors import BadSettingError, UnknownStrategyError
+from core.errors import BadSettingError
 from core.metrics import classification_metrics
-from core.models.text_cls import load_tokenizer
-from core.registry import BuildRequest
-from core.tasks.base import EvalResult, ProgressFn, TaskRun
+from core.tasks.tweets.models import load_tokenizer
+from core.tasks.tweets.rows import TweetRow
+from core.engine.encoder_cache import EncoderCache
+from core.engine.task import EvalResult, ProgressFn, TaskRun
 
 DEFAULT_MAX_LENGTH = 128
 TRAIN_CHUNK_ROWS = 16  # CPU: rows per encoder forward inside a training batch (length-sorted chunks)
-FP32_CACHE_LIMIT = 2**30  # bytes: below this (in float32) the cache is float32, above it fp16
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
 
@@ -84,33 +83,8 @@ class TweetSplit:
         return self.encoding["labels"]
 
 
-class EncoderCache:
-    """Frozen-encoder outputs per split: pooled (N, H), or the real-token hidden states of every tweet back to
-    back (total tokens, H) with ``offsets`` (N + 1,) so that tweet i is ``rows[offsets[i]:offsets[i + 1]]``."""
-
-    def __init__(self, kind: str, dtype: torch.dtype):
-        self.kind = kind  # "pooled" | "sequence"
-        self.dtype = dtype
-        self.features: dict[str, torch.Tensor] = {}
-        self.offsets: dict[str, torch.Tensor] = {}
-
-    def nbytes(self) -> int:
-        return sum(t.numel() * t.element_size() for t in self.features.values())
-
-    def gather(self, split: str, idx: torch.Tensor) -> torch.Tensor:
-        """float32 features of rows ``idx``: (B, H), or (B, T_b, H) zero-padded to the longest of them."""
-        feats = self.features[split]
-        if self.kind == "pooled":
-            return feats[idx.to(feats.device)].float()
-        off = self.offsets[split].tolist()
-        rows = [feats[off[i]:off[i + 1]] for i in idx.tolist()]
-        return pad_sequence(rows, batch_first=True).float()
-
-
 class TweetTask(TaskRun):
-    task = "tweets"
-    monitor = "accuracy"
-    headline = "accuracy"
+    task = NAME
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
@@ -123,21 +97,15 @@ class TweetTask(TaskRun):
     def build_model(self, labels=None):
         if labels is not None and list(labels) != list(LABELS):
             raise BadSettingError(f"Tweet models predict the labels {list(LABELS)}, not {list(labels)}.")
-        spec = registry.get(self.cfg.model)
-        if spec.task != "tweets":
-            raise BadSettingError(f"Model '{spec.name}' is for the {spec.task} task, not tweets.")
-        if self.cfg.strategy not in spec.strategies:
-            raise UnknownStrategyError(
-                f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {self.cfg.strategy}.")
-        weights = "random" if self.cfg.strategy == "scratch" else self.cfg.weights
-        self.spec = spec
-        model = spec.build(spec, BuildRequest(num_classes=len(LABELS), weights=weights, seed=self.cfg.seed))
+        request = self._build_request(len(LABELS))
+        spec = self.spec
+        model = spec.build(spec, request)
         positions = model.encoder.config.max_position_embeddings
         if self.max_length > positions:
             raise BadSettingError(f"max_length {self.max_length} is longer than {spec.name} can read "
                                   f"({positions} tokens).")
         self.tokenizer()  # fail now, not at the first prediction, when no tokenizer is available
-        # Dropout's RNG is seeded by the engine (core.train.train) for new runs and restored on resume.
+        # Dropout's RNG is seeded by the engine (core.engine.fit.train) for new runs and restored on resume.
         return self._finish_model(model)
 
     @property
@@ -226,44 +194,14 @@ class TweetTask(TaskRun):
         self.cache = None
         if not self.cfg.feature_cache or self.cfg.strategy != "feature_extraction":
             return {"feature_cache": None}
-        kind = self.model.feature_kind
-        hidden = self.model.encoder.config.hidden_size
-        names = [s for s in ("train", "val", "test") if s in self.splits]
-        rows = {s: len(self.splits[s]) if kind == "pooled" else int(self.splits[s].lengths.sum()) for s in names}
-        fp32_bytes = sum(rows.values()) * hidden * 4
-        dtype = torch.float32 if fp32_bytes < FP32_CACHE_LIMIT else torch.float16
-        need = fp32_bytes if dtype == torch.float32 else fp32_bytes // 2
-        if need > self.cfg.cache_max_gb * 2**30:
-            return {"feature_cache": None,
-                    "feature_cache_skipped": f"needs {need / 2**30:.2f} GiB > cache_max_gb {self.cfg.cache_max_gb}"}
         self.model.eval()
-        cache = EncoderCache(kind, dtype)
-        total, done, bs = sum(len(self.splits[s]) for s in names), 0, self.cfg.eval_batch_size
-        with torch.no_grad():
-            for name in names:
-                split = self.splits[name]
-                feats = torch.empty((rows[name], hidden), dtype=dtype, device=self.device)
-                if kind == "sequence":
-                    offsets = torch.zeros(len(split) + 1, dtype=torch.long)
-                    offsets[1:] = split.lengths.cumsum(0)
-                    cache.offsets[name] = offsets
-                order = self._length_order(split)
-                for i in range(0, len(split), bs):
-                    idx = order[i:i + bs]
-                    out = self.model.encoder_outputs(**self._inputs(split, idx))  # (b, H) or (b, T, H)
-                    if kind == "pooled":
-                        feats[idx.to(self.device)] = out.to(dtype)
-                    else:
-                        for j, k in enumerate(idx.tolist()):
-                            start, end = int(offsets[k]), int(offsets[k + 1])
-                            feats[start:end] = out[j, :end - start].to(dtype)
-                    done += len(idx)
-                    if progress:
-                        progress("cache", done, total)
-                cache.features[name] = feats
-        self.cache = cache
-        return {"feature_cache": {"kind": kind, "dtype": str(dtype).replace("torch.", ""), "bytes": cache.nbytes(),
-                                  "rows": rows, "hidden_size": hidden}}
+        names = [s for s in ("train", "val", "test") if s in self.splits]
+        self.cache, facts = EncoderCache.build(
+            self.model.feature_kind, {s: self.splits[s].lengths for s in names},
+            self.model.encoder.config.hidden_size,
+            lambda name, idx: self.model.encoder_outputs(**self._inputs(self.splits[name], idx)),
+            self.cfg.eval_batch_size, self.device, self.cfg.cache_max_gb, progress)
+        return facts
 
     # -- training -------------------------------------------------------------------------------------------
     def train_step(self, batch):
@@ -303,11 +241,10 @@ class TweetTask(TaskRun):
         if split == "test":
             for i, tweet in enumerate(data.tweets):
                 p = int(pred[i])
-                predictions.append({
-                    "id": tweet.id, "index": i, "text": tweet.text, "label": tweet.label,
-                    "label_name": LABELS[tweet.label], "prediction": p, "prediction_name": LABELS[p],
-                    "probability_real": round(float(probs[i]), 6), "correct": tweet.label == p,
-                })
+                predictions.append(TweetRow(
+                    id=tweet.id, index=i, text=tweet.text, label=tweet.label, label_name=LABELS[tweet.label],
+                    prediction=p, prediction_name=LABELS[p], probability_real=round(float(probs[i]), 6),
+                    correct=tweet.label == p))
         return EvalResult(metrics, predictions)
 
     # -- inference ------------------------------------------------------------------------------------------
@@ -332,3 +269,6 @@ class TweetTask(TaskRun):
         p_real = float(out["probs"][0])
         return {"label": LABELS[int(logit > 0)], "probability_real": p_real, "probability_fake": 1.0 - p_real,
                 "truncated": n_tokens > self.max_length, "tokens": t, "max_length": self.max_length}
+
+    def predict_one(self, inputs: dict, top_k: int = 5) -> dict:
+        return self.predict_text(inputs["text"])

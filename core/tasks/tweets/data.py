@@ -26,8 +26,9 @@ from typing import Iterable, Sequence
 import emoji
 
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
+from core.paths import data_dir as resolve_data_dir
+from core.tasks.tweets import LABELS
 
-LABELS = ("fake", "real")  # index == label id: fake = 0, real = 1
 LABEL_IDS = {name: i for i, name in enumerate(LABELS)}
 DATASET_FOLDER = "constraint_covid19_fake_news"
 SPLIT_FILES = {
@@ -92,20 +93,10 @@ def label_id(name: str) -> int:
 # ---------------------------------------------------------------------------------------------------------------
 # Loading
 # ---------------------------------------------------------------------------------------------------------------
-def default_data_dir() -> Path:
-    """``$TRANSFER_LAB_DATA`` when set, else ``../shared/datasets`` relative to the repository root."""
-    env = os.environ.get("TRANSFER_LAB_DATA", "").strip()
-    if env:
-        return Path(env).expanduser()
-    repo_root = Path(__file__).resolve().parents[2]
-    return repo_root.parent / "shared" / "datasets"
-
-
 def split_path(split: str, data_dir: str | os.PathLike | None = None) -> Path:
     """Path of one split's CSV; DataNotFoundError when the folder or the file is missing."""
     name = _canonical_split(split)
-    folder = Path(data_dir) if data_dir is not None else default_data_dir()
-    folder = folder / DATASET_FOLDER
+    folder = resolve_data_dir(data_dir) / DATASET_FOLDER
     if not folder.is_dir():
         raise DataNotFoundError(
             f"The tweet data folder {folder} does not exist; set TRANSFER_LAB_DATA to the folder that holds "
@@ -322,3 +313,12 @@ def _require_text(text) -> str:
     if text is None or not str(text).strip():
         raise BadInputError("The tweet is empty: type some text to classify.")
     return str(text)
+
+
+def load_examples(split: str, data_dir: str | os.PathLike | None = None,
+                  data_file: str | os.PathLike | None = None) -> list[Tweet]:
+    """One split as the task registry asks for it (``TaskSpec.load_examples``): a user CSV (``id,tweet,label``)
+    given as ``data_file``, else the CONSTRAINT CSVs under the data folder."""
+    if data_file is not None:
+        return load_tweets_csv(data_file)
+    return load_split(split, data_dir)

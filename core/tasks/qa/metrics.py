@@ -29,7 +29,7 @@ _TABLE = str.maketrans(
 
 
 class GoldExample(Protocol):
-    """What scoring needs of an example (:class:`core.data.qa.QAExample` has it)."""
+    """What scoring needs of an example (:class:`core.tasks.qa.data.QAExample` has it)."""
 
     @property
     def id(self) -> str: ...

@@ -1,6 +1,6 @@
 """The contract between a task and the training engine.
 
-A TaskRun owns one model and its data for one run. The engine (core.train.fit) asks it for the batches of an
+A TaskRun owns one model and its data for one run. The engine (core.engine.fit.fit) asks it for the batches of an
 epoch, for one training step's loss, and for an evaluation; it never looks inside the model or the data.
 Batches are small descriptors (index tensors), so a resumed run can skip the batches already done for free.
 """
@@ -13,9 +13,11 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from core import registry
 from core.config import TrainConfig
-from core.errors import RunNotFoundError
+from core.errors import BadInputError, RunNotFoundError
 from core.freezing import apply_strategy, count_parameters
+from core.registry import BuildRequest
 
 
 @dataclass
@@ -28,20 +30,38 @@ ProgressFn = Callable[[str, int, int], None]  # (phase, done, total)
 
 
 class TaskRun(abc.ABC):
+    """Subclasses set ``task`` to their TaskSpec's name; the monitor and headline metrics come from that spec."""
+
     task: str = ""
-    monitor: str = "accuracy"  # validation metric the plateau scheduler maximises
-    headline: str = "accuracy"  # the one number run lists show
 
     def __init__(self, cfg: TrainConfig, device: torch.device):
         self.cfg = cfg
         self.device = device
         self.model: nn.Module | None = None
         self.spec = None
+        self.task_spec = registry.get_task(self.task)
+
+    @property
+    def monitor(self) -> str:
+        """The validation metric the plateau scheduler maximises."""
+        return self.task_spec.monitor
+
+    @property
+    def headline(self) -> str:
+        """The one number run lists show."""
+        return self.task_spec.headline
 
     # -- model ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def build_model(self, labels: list[str] | None = None) -> nn.Module:
         """Build the model (weights per cfg), apply the strategy, move it to the device, set self.model."""
+
+    def _build_request(self, num_classes: int) -> BuildRequest:
+        """Check the config's model against this task and strategy (registry.check), remember its spec, and say
+        what to build: random weights for ``scratch``, else the config's weights choice."""
+        self.spec = registry.check(self.task, self.cfg.model, self.cfg.strategy)
+        weights = "random" if self.cfg.strategy == "scratch" else self.cfg.weights
+        return BuildRequest(num_classes=num_classes, weights=weights, seed=self.cfg.seed, head=self.cfg.head)
 
     def parameter_counts(self) -> dict[str, int]:
         return count_parameters(self.model)
@@ -84,6 +104,23 @@ class TaskRun(abc.ABC):
         """True when ``name`` is loaded and not empty (a run without a validation split skips it)."""
         split = getattr(self, "splits", {}).get(name)
         return split is not None and len(split) > 0
+
+    # -- inference ------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def predict_one(self, inputs: dict, top_k: int = 5) -> dict:
+        """The model's answer for one input, given by the TaskSpec's input names (``{"text": ...}``)."""
+
+    def predict(self, top_k: int = 5, **inputs) -> dict:
+        """One prediction from the inputs the task declares (``TaskSpec.inputs``); one sentence when one is
+        missing.
+
+        >>> task.predict(text="Wash your hands")["label"]   # doctest: +SKIP
+        'real'
+        """
+        missing = [f for f in self.task_spec.inputs if inputs.get(f.name) is None]
+        if missing:
+            raise BadInputError(f"Give {' and '.join(f'the {f.help}' for f in missing)}.")
+        return self.predict_one({f.name: inputs[f.name] for f in self.task_spec.inputs}, top_k=top_k)
 
     def describe(self) -> dict:
         """Facts about the data for config.json (labels, sizes, sources)."""

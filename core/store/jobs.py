@@ -1,7 +1,7 @@
 """Training jobs for the app: one queue, one worker thread that owns the device, many browser sessions.
 
 Sessions submit a TrainConfig (or a run to resume) and poll :meth:`JobQueue.snapshot` for the job's status,
-queue position, latest progress and per-epoch history. The worker runs ``core.train.train`` with callbacks that
+queue position, latest progress and per-epoch history. The worker runs ``core.engine.fit.train`` with callbacks that
 only copy numbers into the job under a lock, so the UI never reaches into a training loop. Cancel sets the
 job's event; the engine checkpoints and stops at the next step.
 
@@ -48,7 +48,7 @@ def _saved_budget(run_dir: str | None, runs_root: str | None) -> float | None:
     """The ``max_minutes`` a saved run was configured with (None when it has none)."""
     if run_dir is None:
         return None
-    from core.runs import open_run
+    from core.store.runs import open_run
 
     return open_run(run_dir, runs_root).read_config().get("train", {}).get("max_minutes")
 
@@ -160,7 +160,7 @@ class JobQueue:
                 self._update(job, finished=time.time())
 
     def _run(self, job: Job) -> None:
-        from core.train import train
+        from core.engine.fit import train
 
         def on_progress(p) -> None:
             self._update(job, progress=dataclasses.asdict(p), run_dir=p.run_dir or job.run_dir)
@@ -171,7 +171,7 @@ class JobQueue:
 
         kwargs = dict(runs_root=self.runs_root, on_progress=on_progress, on_epoch=on_epoch, cancel=job.cancel)
         if job.resume is not None:  # curves continue from what the run already has
-            from core.runs import open_run
+            from core.store.runs import open_run
 
             self._update(job, run_dir=job.resume, history=open_run(job.resume, self.runs_root).read_history())
         user_minutes = (job.cfg.max_minutes if job.cfg is not None else

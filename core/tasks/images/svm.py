@@ -15,9 +15,10 @@ import numpy as np
 import torch
 
 from core.config import TrainConfig
+from core.tasks.images import NAME
 from core.errors import BadSettingError
-from core.runs import Run, create_run
-from core.train import make_task, run_config
+from core.store.runs import Run, create_run
+from core.engine.fit import make_task, run_config
 
 
 def fit_svm(cfg: TrainConfig, C: float = 1.0, runs_root: str | None = None) -> Run:
@@ -25,7 +26,7 @@ def fit_svm(cfg: TrainConfig, C: float = 1.0, runs_root: str | None = None) -> R
     from sklearn.preprocessing import StandardScaler
     from sklearn.svm import LinearSVC
 
-    if cfg.task != "images":
+    if cfg.task != NAME:
         raise BadSettingError("The SVM comparison is available for the images task.")
     if not (np.isfinite(C) and C > 0):
         raise BadSettingError(f"The SVM's C must be a positive number; got {C}.")

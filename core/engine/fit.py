@@ -24,13 +24,13 @@ import torch
 
 from core import registry
 from core.config import TrainConfig
-from core.errors import (BadSettingError, CancelledError, OutOfMemoryError, TransferLabError,
-                         UnknownStrategyError)
+from core.engine.checkpoint import optimizer_from_safe, optimizer_to_safe
+from core.engine.runtime import tune_cpu_allocator
+from core.engine.task import TaskRun
+from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
 from core.freezing import set_train_mode, trainable_parameters
-from core.runs import Run, create_run, open_run
-from core.runtime import tune_cpu_allocator
-from core.tasks import task_class
-from core.tasks.base import TaskRun
+from core.store.runs import Run, create_run, open_run
+from core.weights import WeightsSource
 
 
 @dataclass
@@ -77,7 +77,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def make_task(cfg: TrainConfig, device: torch.device | None = None) -> TaskRun:
     tune_cpu_allocator()
-    return task_class(cfg.task)(cfg, device or pick_device(cfg.device))
+    return registry.get_task(cfg.task).adapter()(cfg, device or pick_device(cfg.device))
 
 
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -96,28 +96,6 @@ def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
     if cfg.scheduler == "step":
         return torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.step_size, gamma=cfg.step_gamma)
     return None
-
-
-# -- optimizer state <-> safetensors + JSON (no pickle) ----------------------------------------------------------
-def optimizer_to_safe(optimizer: torch.optim.Optimizer) -> tuple[dict, dict[str, torch.Tensor]]:
-    sd = optimizer.state_dict()
-    tensors, scalars = {}, {}
-    for pid, state in sd["state"].items():
-        for key, value in state.items():
-            name = f"{pid}/{key}"
-            if torch.is_tensor(value):
-                tensors[name] = value
-            else:
-                scalars[name] = value
-    return {"param_groups": sd["param_groups"], "scalars": scalars}, tensors
-
-
-def optimizer_from_safe(optimizer: torch.optim.Optimizer, meta: dict, tensors: dict[str, torch.Tensor]) -> None:
-    state: dict[int, dict] = {}
-    for name, value in list(tensors.items()) + list(meta["scalars"].items()):
-        pid, key = name.split("/", 1)
-        state.setdefault(int(pid), {})[key] = value
-    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
 
 
 def _autocast(device: torch.device):
@@ -309,8 +287,7 @@ def run_config(task: TaskRun, prepared: dict, lr: float) -> dict:
         "train": cfg.to_json(),
         "lr": lr,
         "model_spec": task.spec.to_json(),
-        "weights_source": getattr(task.model, "weights_source", "unknown"),
-        "pretrained": bool(getattr(task.model, "pretrained", False)),
+        "weights": task.model.weights.to_json(),  # a WeightsSource: what reopening rebuilds the frozen part from
         "parameters": task.parameter_counts(),
         "frozen_fingerprint": task.frozen_fingerprint(),
         "headline_metric": task.headline,
@@ -341,13 +318,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
     else:
         if cfg is None:
             raise BadSettingError("Give a training configuration or a run to resume.")
-        cfg.validate()
-        spec = registry.get(cfg.model)
-        if spec.task != cfg.task:
-            raise BadSettingError(f"Model '{cfg.model}' is for the {spec.task} task, not {cfg.task}.")
-        if cfg.strategy not in spec.strategies:
-            raise UnknownStrategyError(
-                f"{spec.name} supports the strategies {', '.join(spec.strategies)}, not {cfg.strategy}.")
+        cfg.validate()  # the task, model and strategy fit together, and every setting is in range
         run = create_run(cfg.model, cfg.strategy, runs_root)
     try:
         task = make_task(cfg)
@@ -390,14 +361,8 @@ def load_run_task(ref: str, runs_root: str | None = None, device: torch.device |
     cfg = TrainConfig.from_json(saved["train"])
     if data_dir is not None:
         cfg.data_dir = data_dir
-    # Rebuild the frozen part from the same source it was trained with.
-    source = saved.get("weights_source", "")
-    if source.startswith("untrained"):
-        cfg.weights = "random"
-    elif source.startswith("package:"):
-        cfg.weights = "offline"
-    elif source.startswith("hub:"):
-        cfg.weights = "hub"
+    # Rebuild the frozen part from the same kind of source it was trained with.
+    cfg.weights = WeightsSource.from_json(saved.get("weights")).choice()
     task = make_task(cfg, device)
     task.build_model(saved.get("labels"))
     task.load_state(run.load_weights(), saved.get("frozen_fingerprint"))

@@ -1,1 +1,0 @@
-"""Data loaders, one module per task."""

@@ -1,1 +1,0 @@
-"""Model builders, one family per module; each registers its specs with core.registry."""
