@@ -10,8 +10,9 @@ import pytest
 os.environ.setdefault("TRANSFER_LAB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parent.parent
-DATA = Path(os.environ.get("TRANSFER_LAB_DATA", REPO.parent / "shared" / "datasets"))
+from core.paths import data_dir as resolve_data_dir  # noqa: E402  (after the environment is set)
+
+DATA = resolve_data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""core/tasks/tweets.py on the real CONSTRAINT CSVs with the packaged MiniLM: data limits, length-grouped encoder
+"""core/tasks/tweets/task.py on the real CONSTRAINT CSVs with the packaged MiniLM: data limits, length-grouped encoder
 features, the frozen-encoder cache (float32 and fp16), a short real run that is reopened, re-evaluated and asked
 to predict, and the errors a user can cause."""
 from __future__ import annotations

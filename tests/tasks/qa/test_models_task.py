@@ -1,4 +1,4 @@
-"""core/models/qa.py and core/tasks/qa.py: the span head and its loss, what each strategy trains, parameter counts of
+"""core/tasks/qa/models.py and core/tasks/qa/task.py: the span head and its loss, what each strategy trains, parameter counts of
 every registered QA model, the last_block split, the feature cache, the held-out passages, answering (empty input,
 a 50,000-character passage), and one short real e5_small run that is trained, reopened, asked and re-evaluated."""
 from __future__ import annotations

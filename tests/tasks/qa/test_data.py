@@ -20,7 +20,7 @@ from core.tasks.qa.data import (
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
 from core.paths import data_dir
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DATA_DIR = Path(os.environ.get("TRANSFER_LAB_DATA") or REPO_ROOT.parent / "shared" / "datasets")
 PQUAD_DIR = DATA_DIR / "pquad"
 needs_pquad = pytest.mark.skipif(
