@@ -1,13 +1,14 @@
 # Two commands do all set-up on a fresh machine:
 #   make run   - create .venv if missing, install, serve the app on http://127.0.0.1:7860
 #   make test  - create .venv if missing, install, run the whole suite against ../shared/datasets
+# and, on request, `make screenshots` refreshes the README's pictures in docs/screenshots/.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REQS := requirements.txt requirements-offline.txt requirements-dev.txt
 
-.PHONY: run test install browser bench clean-venv
+.PHONY: run test install browser screenshots bench clean-venv
 
 $(STAMP): $(REQS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,17 @@ browser:
 
 test: $(STAMP) browser
 	$(BIN)/python -m pytest -q
+
+# The browser tests save their screenshots in an ignored folder, so `make test` leaves the tree clean; this runs
+# them into an emptied folder and copies what they took over the README's tracked copies.
+SHOTS := docs/tmp/screenshots
+
+screenshots: $(STAMP) browser
+	rm -rf $(SHOTS)
+	TRANSFER_LAB_SCREENSHOTS=$(CURDIR)/$(SHOTS) $(BIN)/python -m pytest -q tests/demo/test_browser.py
+	@ls $(SHOTS)/*.png >/dev/null 2>&1 || { echo "no screenshots were taken (were the browser tests skipped?)"; exit 1; }
+	mkdir -p docs/screenshots
+	cp $(SHOTS)/*.png docs/screenshots/
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_feature_cache.py

@@ -10,7 +10,6 @@ import json
 import sys
 import threading
 from dataclasses import fields
-from pathlib import Path
 
 from core import registry
 from core.config import TrainConfig
@@ -125,24 +124,33 @@ def cmd_predict(args) -> None:
     from core.engine.fit import load_run_task
 
     run, task = load_run_task(args.run_dir, args.runs_dir)
-    inputs = {}
-    for field in task.task_spec.inputs:  # what the run's task takes: --image, --text, --question/--context
-        value = getattr(args, field.name, None)
-        if value is None:
-            raise BadInputError(f"A {task.task_spec.title} run needs "
-                                + " and ".join(f"--{f.name} ({f.help})" for f in task.task_spec.inputs) + ".")
-        if field.kind == "image":
-            path = Path(value)
-            if not path.is_file():
-                raise BadInputError(f"No image file at {path}.")
-            value = path.read_bytes()
-        inputs[field.name] = value
+    inputs = task.task_spec.read_inputs(vars(args))  # what the run's task takes: --image, --text, ...
     result = task.predict(top_k=args.top_k, **inputs)
     result["run_dir"] = str(run.path)
     if args.json:
         _print_json(result)
     else:
         print(json.dumps(result, indent=2, ensure_ascii=False))
+
+
+def cmd_explain(args) -> None:
+    from core.explain.command import explain_ref, summary_lines
+
+    settings = {k: v for k, v in (("steps", args.steps), ("layer", args.layer), ("head", args.head),
+                                  ("qa_target", args.qa_target)) if v is not None}
+    if isinstance(settings.get("layer"), str) and settings["layer"].lstrip("-").isdigit():
+        settings["layer"] = int(settings["layer"])
+    if isinstance(settings.get("head"), str) and settings["head"].lstrip("-").isdigit():
+        settings["head"] = int(settings["head"])
+    given = {"image": args.image, "text": args.text, "question": args.question, "context": args.context}
+    explanation = explain_ref(args.ref, args.method, given, target=args.target, runs_root=args.runs_dir,
+                              out=args.out, **settings)
+    if args.json:
+        _print_json(explanation.to_json())
+    else:
+        print("\n".join(summary_lines(explanation)))
+        if args.out:
+            print(f"wrote {args.out}")
 
 
 def cmd_svm(args) -> None:
@@ -163,6 +171,36 @@ def cmd_report(args) -> None:
         _print_json(rows)
     else:
         print(markdown_table(rows))
+
+
+def cmd_presets(args) -> None:
+    """Every preset with the report it comes from and the figures that report (or the paper) got."""
+    from core.presets import PRESET_INFO, SOURCES
+
+    presets = [p for p in PRESET_INFO.values() if args.task is None or p.settings.get("task") == args.task]
+    if args.json:
+        _print_json([p.to_json() for p in presets])
+        return
+    print("| preset | from | model, strategy | reference figures | note |")
+    print("|---|---|---|---|---|")
+    for p in presets:
+        refs = "; ".join(f"{r.source} {r.metric} {r.value:g}" + (f" ({r.note})" if r.note else "")
+                         for r in p.references) or "-"
+        print(f"| `{p.name}` | {SOURCES[p.report]} | {p.settings.get('model')}, {p.settings.get('strategy')} | "
+              f"{refs} | {p.note or '-'} |")
+
+
+def cmd_data(args) -> None:
+    """The statistics each course report opens with, per split of the task's data set."""
+    task = registry.get_task(args.task)
+    splits = [args.split] if args.split else list(task.splits())
+    out = {split: task.statistics(split, data_dir=args.data_dir, data_file=args.data_file) for split in splits}
+    if args.json:
+        _print_json(out)
+        return
+    for split, stats in out.items():
+        print(f"{task.title}, {split}:")
+        print(json.dumps(stats, indent=2, ensure_ascii=False))
 
 
 def cmd_runs(args) -> None:
@@ -203,6 +241,7 @@ _TRAIN_HELP = {
     "seed": "random seed",
     "max_minutes": "time budget: stop cleanly at a checkpoint, resumable with --resume",
     "checkpoint_every": "epochs between checkpoints (a stop or cancel always checkpoints)",
+    "checkpoint_minutes": "also checkpoint within an epoch this often, so a crash loses at most this much",
     "feature_cache": "do not cache the frozen part's outputs (feature_extraction, last_block)",
     "cache_max_gb": "feature caches larger than this fall back to the uncached path",
     "hflip": "images: no random horizontal flips while training",
@@ -348,10 +387,43 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--json", action="store_true")
     rp.set_defaults(func=cmd_report)
 
+    ps = sub.add_parser("presets", help="the course's experiments as presets, with the figures their reports got",
+                        parents=common)
+    ps.add_argument("--task", choices=_task_names())
+    ps.add_argument("--json", action="store_true")
+    ps.set_defaults(func=cmd_presets)
+
+    d = sub.add_parser("data", help="statistics of a task's data set, per split (counts, lengths, classes)",
+                       parents=common)
+    d.add_argument("task", choices=_task_names())
+    d.add_argument("--split", help="one split only (default: every split of the data set)")
+    d.add_argument("--data-dir")
+    d.add_argument("--data-file", help="a file of your own instead of the built-in data set")
+    d.add_argument("--json", action="store_true")
+    d.set_defaults(func=cmd_data)
+
     ls = sub.add_parser("runs", help="list saved runs", parents=common)
     ls.add_argument("--task", choices=tasks)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_runs)
+
+    x = sub.add_parser("explain", help="explain one prediction of a run or of model:<registry name>", parents=common)
+    x.add_argument("ref", metavar="RUN_OR_MODEL", help="a run folder or id, or model:<registry name>")
+    x.add_argument("--method", required=True, help="integrated_gradients, attention, attention_rollout, grad_cam "
+                                                   "or activations (those that apply to the model)")
+    x.add_argument("--image")
+    x.add_argument("--text")
+    x.add_argument("--question")
+    x.add_argument("--context")
+    x.add_argument("--target", help="class (index or label) to explain; default: the predicted one ('real' for "
+                                    "tweets, the answer for QA)")
+    x.add_argument("--steps", type=int, help="Integrated Gradients steps (default 50)")
+    x.add_argument("--layer", help="attention: layer index; activations: a module name of the backbone")
+    x.add_argument("--head", help="attention: head index or mean")
+    x.add_argument("--qa-target", choices=["sum", "start", "end"], help="QA: which answer logit IG explains")
+    x.add_argument("--json", action="store_true")
+    x.add_argument("--out", help="write the explanation as a PNG here")
+    x.set_defaults(func=cmd_explain)
     return p
 
 

@@ -19,6 +19,16 @@ CHOICES: dict[str, tuple[str, ...]] = {
 }
 
 
+MAX_EPOCHS = 100_000
+MAX_BATCH = 4096
+MIN_LENGTH, MAX_LENGTH = 8, 4096  # tokens per example: below 8 nothing fits, above 4096 no model here reaches
+
+
+def _whole(value) -> bool:
+    """An int that is not a bool (True would otherwise pass as 1)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _one_of(values: tuple[str, ...]) -> str:
     """("a", "b", "c") -> "a, b or c"."""
     return values[0] if len(values) == 1 else f"{', '.join(values[:-1])} or {values[-1]}"
@@ -49,6 +59,7 @@ class TrainConfig:
     seed: int = 0
     max_minutes: float | None = None  # time budget: stop cleanly at a checkpoint, resumable
     checkpoint_every: int = 1  # epochs between checkpoints (a stop or cancel always checkpoints)
+    checkpoint_minutes: float = 3.0  # also checkpoint within an epoch this often, so a crash loses at most this
     feature_cache: bool = True  # cache the frozen part's outputs (feature_extraction, last_block)
     cache_max_gb: float = 4.0  # larger caches fall back to the uncached path
     hflip: bool = True  # images: random horizontal flips while training
@@ -63,19 +74,38 @@ class TrainConfig:
         """Raise a one-sentence error for any setting a run cannot use."""
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise BadSettingError(f"The learning rate must be a positive number; got {self.lr}.")
-        for name in ("epochs", "batch_size", "eval_batch_size", "checkpoint_every"):
+        for name, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH), ("eval_batch_size", MAX_BATCH),
+                           ("checkpoint_every", MAX_EPOCHS)):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
-                raise BadSettingError(f"{name.replace('_', ' ').capitalize()} must be a whole number of at least 1; "
-                                      f"got {value}.")
+            if not _whole(value) or not 1 <= value <= most:
+                raise BadSettingError(f"{name.replace('_', ' ').capitalize()} must be a whole number from 1 to "
+                                      f"{most:,}; got {value}.")
         for name in ("train_limit", "eval_limit"):
             value = getattr(self, name)
-            if value is not None and (not isinstance(value, int) or value < 1):
+            if value is not None and (not _whole(value) or value < 1):
                 raise BadSettingError(f"The {name.replace('_', ' ')} must be a positive number of examples; "
                                       f"got {value}.")
+        if not _whole(self.seed) or self.seed < 0:
+            raise BadSettingError(f"The seed must be a whole number of at least 0; got {self.seed}.")
+        if self.max_length is not None and (not _whole(self.max_length) or
+                                            not MIN_LENGTH <= self.max_length <= MAX_LENGTH):
+            raise BadSettingError(f"The max length must be a whole number of tokens from {MIN_LENGTH} to "
+                                  f"{MAX_LENGTH:,}; got {self.max_length}.")
+        if not _whole(self.doc_stride) or self.doc_stride < 1:
+            raise BadSettingError(f"The doc stride must be a whole number of tokens of at least 1; got "
+                                  f"{self.doc_stride}.")
+        windowed = registry.get_task(self.task).windows
+        if windowed and self.max_length is not None and self.doc_stride >= self.max_length:
+            raise BadSettingError(f"The doc stride ({self.doc_stride}) must be smaller than the max length "
+                                  f"({self.max_length}): windows overlap by the stride.")
+        if not (isinstance(self.checkpoint_minutes, (int, float)) and not isinstance(self.checkpoint_minutes, bool)
+                and math.isfinite(self.checkpoint_minutes) and self.checkpoint_minutes > 0):
+            raise BadSettingError(f"Checkpoint minutes must be a positive number of minutes; got "
+                                  f"{self.checkpoint_minutes}.")
         if not (isinstance(self.val_fraction, (int, float)) and 0 <= self.val_fraction < 1):
             raise BadSettingError(f"The validation fraction must be at least 0 and below 1; got {self.val_fraction}.")
-        if self.max_minutes is not None and not (math.isfinite(self.max_minutes) and self.max_minutes > 0):
+        if self.max_minutes is not None and not (isinstance(self.max_minutes, (int, float)) and
+                                                 math.isfinite(self.max_minutes) and self.max_minutes > 0):
             raise BadSettingError(f"The time budget must be a positive number of minutes; got {self.max_minutes}.")
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:

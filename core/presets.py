@@ -5,27 +5,72 @@ settings. A preset fills in TrainConfig fields; flags given on the command line 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from core.errors import BadSettingError
 
+# The course reports and the paper, for grouping presets (SEED_EXPERIMENTS.md cites the reports as R0-R4).
+SOURCES = {"R0": "report R0", "R1": "report R1", "R2": "report R2", "R3": "report R3", "R4": "report R4",
+           "paper": "Malpure et al. / the PQuAD paper", "project": "this project"}
 
-def _collect() -> dict[str, dict]:
-    """Every task's presets (``TaskSpec.presets_module``), in task order; a name may be used once."""
+
+@dataclass(frozen=True)
+class Reference:
+    """One figure a course report or a paper got: ``metric`` is the metrics.json key it compares with (as a
+    fraction, like the run's), ``note`` says under which settings."""
+
+    source: str  # a key of SOURCES
+    metric: str
+    value: float
+    note: str = ""
+
+    def to_json(self) -> dict:
+        return {"source": self.source, "metric": self.metric, "value": self.value, "note": self.note}
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A course experiment: the TrainConfig fields it sets, the report it comes from, the figures it got, and a
+    note on what could not be reproduced."""
+
+    settings: dict
+    report: str
+    references: tuple[Reference, ...] = ()
+    note: str = ""
+    name: str = field(default="", compare=False)
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "report": self.report, "settings": dict(self.settings),
+                "references": [r.to_json() for r in self.references], "note": self.note}
+
+
+def _collect() -> dict[str, Preset]:
+    """Every task's presets (``core/tasks/<task>/presets.py``), in task order; a name may be used once."""
+    import dataclasses
     import importlib
 
     from core import registry
 
-    out: dict[str, dict] = {}
+    out: dict[str, Preset] = {}
     for task in registry.list_tasks():
-        if not task.presets_module:
-            continue
-        for name, values in importlib.import_module(task.presets_module).PRESETS.items():
+        for name, preset in importlib.import_module(task.presets_module).PRESETS.items():
             if name in out:
                 raise ValueError(f"preset {name!r} is defined twice")
-            out[name] = values
+            if preset.report not in SOURCES or any(r.source not in SOURCES for r in preset.references):
+                raise ValueError(f"preset {name!r} names an unknown report")
+            out[name] = dataclasses.replace(preset, name=name)
     return out
 
 
-PRESETS: dict[str, dict] = _collect()
+PRESET_INFO: dict[str, Preset] = _collect()
+# name -> the TrainConfig fields it sets (what compose_settings layers)
+PRESETS: dict[str, dict] = {name: dict(p.settings) for name, p in PRESET_INFO.items()}
+
+
+def references_for(preset: str | None) -> list[dict]:
+    """The report/paper figures of a run's preset (empty for a run without one, or an unknown name)."""
+    info = PRESET_INFO.get(preset or "")
+    return [r.to_json() for r in info.references] if info else []
 
 
 def compose_settings(model: str | None, preset: str | None, given: dict) -> dict:

@@ -51,9 +51,10 @@ class TaskSpec:
 
     labels: the label vocabulary a new model predicts (None: the outputs are spans, as in extractive QA).
     num_outputs: how many outputs the task head has (classes, or 2 for the start and end of a span).
-    task_class / row_class / data_loader: ``"module:Name"`` of the engine adapter (a TaskRun), the prediction-row
-    dataclass that ``evaluate()`` writes and compare and the UI read, and ``load_examples(split, data_dir=None,
-    data_file=None)`` that reads one split from a folder, a file or the Hub.
+    The task's package ``core/tasks/<name>/`` holds, by convention: ``task.py`` with the engine adapter (a TaskRun
+    named ``adapter``), ``rows.py`` with the prediction-row dataclass (``row``) that ``evaluate()`` writes and
+    compare and the UI read, ``data.py`` with ``load_examples(split, data_dir=None, data_file=None)`` (one split
+    from a folder, a file or the Hub), ``models.py`` (registers the ModelSpecs) and ``presets.py`` (``PRESETS``).
     """
 
     name: str
@@ -65,32 +66,73 @@ class TaskSpec:
     monitor: str  # the validation metric the plateau scheduler maximises
     inputs: tuple[InputField, ...]
     head_words: str  # what its task head is called in sentences ("classification head")
-    task_class: str
-    row_class: str
-    data_loader: str
-    models_module: str  # registers this task's ModelSpecs
-    presets_module: str = ""  # defines PRESETS: dict of named set-ups (core.presets merges them)
-    # tasks whose input is an image: "module:fn" with fn(ids, data_dir) -> [(H, W, 3) uint8 arrays] of test examples
-    # (rows of other tasks carry their inputs as text, PredictionRow.inputs)
-    image_loader: str = ""
+    adapter: str  # the TaskRun subclass in task.py
+    row: str  # the PredictionRow subclass in rows.py
+    # image inputs: data.py has test_images(ids, data_dir) -> [(H, W, 3) uint8 arrays] for prediction rows (rows of
+    # text tasks carry their inputs as text, PredictionRow.inputs)
+    image_inputs: bool = False
+    windows: bool = False  # long inputs are read in overlapping windows (max_length, doc_stride apply)
+    rtl: bool = False  # its text is written right to left (Persian): the UI renders it so
     order: int = 100  # where the task comes in lists (the app's radio buttons, `python -m core models`)
 
-    def adapter(self):
-        """The TaskRun subclass that trains and evaluates this task."""
-        return _import(self.task_class)
+    @property
+    def package(self) -> str:
+        return f"core.tasks.{self.name}"
 
-    def rows(self):
+    @property
+    def models_module(self) -> str:
+        return f"{self.package}.models"
+
+    @property
+    def presets_module(self) -> str:
+        return f"{self.package}.presets"
+
+    def adapter_class(self):
+        """The TaskRun subclass that trains and evaluates this task."""
+        return _import(f"{self.package}.task:{self.adapter}")
+
+    def row_class(self):
         """The PredictionRow subclass of this task."""
-        return _import(self.row_class)
+        return _import(f"{self.package}.rows:{self.row}")
 
     def load_examples(self, split: str, data_dir=None, data_file=None):
-        return _import(self.data_loader)(split, data_dir=data_dir, data_file=data_file)
+        return _import(f"{self.package}.data:load_examples")(split, data_dir=data_dir, data_file=data_file)
+
+    def read_inputs(self, given: dict) -> dict:
+        """This task's inputs from command-line values (``--text``, ``--image PATH``, ...): an image input is a
+        path, read as bytes; one sentence naming every input when one is missing."""
+        from pathlib import Path
+
+        from core.errors import BadInputError
+
+        inputs = {}
+        for f in self.inputs:
+            value = given.get(f.name)
+            if value is None:
+                raise BadInputError(f"A {self.title} model needs "
+                                    + " and ".join(f"--{i.name} ({i.help})" for i in self.inputs) + ".")
+            if f.kind == "image":
+                path = Path(value)
+                if not path.is_file():
+                    raise BadInputError(f"No image file at {path}.")
+                value = path.read_bytes()
+            inputs[f.name] = value
+        return inputs
+
+    def splits(self) -> tuple[str, ...]:
+        """The data set's splits (``python -m core data`` reports each)."""
+        return tuple(_import(f"{self.package}.data:SPLITS"))
+
+    def statistics(self, split: str, data_dir=None, data_file=None) -> dict:
+        """The statistics the course reports open with (class counts, lengths, answerable share) for one split."""
+        examples = self.load_examples(split, data_dir=data_dir, data_file=data_file)
+        return _import(f"{self.package}.data:statistics")(examples)
 
     def test_images(self, ids, data_dir=None) -> list:
         """The test images behind prediction rows, by id, as (H, W, 3) uint8 arrays (image tasks only)."""
-        if not self.image_loader:
+        if not self.image_inputs:
             raise BadSettingError(f"The {self.name} task has no image inputs.")
-        return _import(self.image_loader)(ids, data_dir)
+        return _import(f"{self.package}.data:test_images")(ids, data_dir)
 
     def to_json(self) -> dict:
         return {"name": self.name, "title": self.title, "description": self.description,

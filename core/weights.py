@@ -21,7 +21,11 @@ import os
 import socket
 from dataclasses import asdict, dataclass
 
-from core.errors import BadSettingError, RunNotFoundError
+from typing import Callable, TypeVar
+
+from core.errors import BadSettingError, RunNotFoundError, WeightsUnavailableError
+
+T = TypeVar("T")
 
 WEIGHT_CHOICES = ("auto", "hub", "offline", "random")
 
@@ -114,6 +118,38 @@ def weights_status(spec) -> str:
     if spec.hub_id and hub_available():
         return "pretrained (Hub)"
     return "packaged offline" if spec.offline == "packaged" else "untrained"
+
+
+def load_from_source(name: str, choice: str, hub_id: str | None, from_hub: Callable[[], T],
+                     from_config: Callable[[], T],
+                     from_package: Callable[[], tuple[T, WeightsSource]] | None = None) -> tuple[T, WeightsSource]:
+    """Load a model (or its encoder) from where ``choice`` says, and say where it came from.
+
+    ``from_hub`` loads the Hub checkpoint (raising WeightsUnavailableError when it cannot), ``from_package`` the
+    offline package's weights (None when there is no package), ``from_config`` a randomly initialised one.
+    "auto" tries the Hub first, also when it is unreachable (its local cache may hold the checkpoint: a
+    ``from_hub`` must then read the cache only, never wait on the network), then the package, then random; "hub"
+    and "offline" insist on their source.
+
+    >>> load_from_source("m", "random", None, from_hub=lambda: 1, from_config=lambda: 0)
+    (0, WeightsSource(kind='random', id=None, detail=''))
+    """
+    source = resolve_weights(choice, from_package is not None)
+    if hub_id and (source == "hub" or choice == "auto"):
+        try:
+            return from_hub(), WeightsSource.hub(hub_id)
+        except WeightsUnavailableError:
+            if choice == "hub":
+                raise
+        source = "offline" if from_package is not None else "random"
+    if source == "offline":
+        if from_package is None:
+            raise WeightsUnavailableError(f"{name} has no offline weights on this machine; it can only be built "
+                                          "untrained.")
+        return from_package()
+    if source == "hub":  # asked for the Hub, but the model has no hub id
+        raise WeightsUnavailableError(f"{name} has no pretrained weights on the Hub.")
+    return from_config(), RANDOM
 
 
 def resolve_weights(choice: str, has_offline_package: bool) -> str:

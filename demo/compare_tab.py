@@ -20,14 +20,18 @@ import json
 from pathlib import Path
 
 import gradio as gr
+import pandas as pd
 import plotly.graph_objects as go
 from PIL import Image
 
 from core import registry
 from core.errors import BadInputError, TransferLabError
+from core.store.runs import resolve_run_ref
 from core.store.compare import (Comparison, ConfusionMatrix, cell_examples, compare_runs, confusion, disagreements,
                                 metrics_table)
-from demo.pickers import fmt_value
+from demo.explain_panel import common_method_choices, explain_ref, overlay_base
+from demo.explain_views import message_html, render, value_range
+from demo.pickers import INFERENCE_CONCURRENCY, fmt_value, md_escape, user_message
 from demo.plots import curves_figure
 from demo.state import model_choices
 
@@ -59,6 +63,8 @@ def load_pair(ref_a: str | None, ref_b: str | None) -> Comparison:
     """Both runs, compared; re-read only when their files changed. TransferLabError with one sentence else."""
     if not ref_a or not ref_b:
         raise BadInputError("Pick two runs to compare (run A and run B).")
+    # Only runs of the run store: a client must not make the server read any folder it names.
+    ref_a, ref_b = str(resolve_run_ref(ref_a)), str(resolve_run_ref(ref_b))
     stamp_a, stamp_b = _stamp(ref_a), _stamp(ref_b)
     if stamp_a is None or stamp_b is None:  # an id rather than a folder, or a vanished run: read without the cache
         return compare_runs(ref_a, ref_b)
@@ -82,6 +88,42 @@ def confusion_figure(cm: ConfusionMatrix, title: str) -> go.Figure:
     fig.update_yaxes(title_text="true", type="category", autorange="reversed")
     fig.update_layout(title=title, height=460, margin=dict(l=60, r=20, t=60, b=60))
     return fig
+
+
+MATRIX_CORNER = "true \\ predicted"
+
+
+def confusion_table(cm: ConfusionMatrix):
+    """The counts as a styled table for a gr.Dataframe (whose ``select`` event, unlike gr.Plot, reaches Python):
+    first column the true label, then one column per predicted label, cells shaded by count, diagonal bold."""
+    frame = pd.DataFrame([[t, *row] for t, row in zip(cm.true_labels, cm.counts)],
+                         columns=[MATRIX_CORNER, *cm.predicted_labels])
+    top = max((c for row in cm.counts for c in row), default=0) or 1
+
+    def shade(column: pd.Series) -> list[str]:
+        if column.name == MATRIX_CORNER:
+            return ["font-weight:600"] * len(column)
+        j = list(cm.predicted_labels).index(column.name)
+        out = []
+        for i, count in enumerate(column):
+            alpha = 0.08 + 0.72 * float(count) / top if count else 0.0
+            ink = "#ffffff" if alpha > 0.5 else "#111827"
+            out.append(f"background-color: rgba(31,119,180,{alpha:.2f}); color: {ink}"
+                       + ("; font-weight:700" if i == j else ""))
+        return out
+
+    return frame.style.apply(shade, axis=0)
+
+
+def cell_at(cm: ConfusionMatrix, index) -> tuple[str, str] | None:
+    """(true, predicted) of the confusion table's cell at ``index`` = [row, column]; None for the label column."""
+    try:
+        row, col = int(index[0]), int(index[1])
+    except (TypeError, ValueError, IndexError):
+        return None
+    if col < 1 or not 0 <= row < len(cm.true_labels) or col > len(cm.predicted_labels):
+        return None
+    return cm.true_labels[row], cm.predicted_labels[col - 1]
 
 
 _fmt = fmt_value
@@ -124,7 +166,7 @@ def _gallery(pair: Comparison, examples: list[dict]) -> list[tuple[Image.Image, 
 
 def _examples_view(pair: Comparison, examples: list[dict], what: str) -> tuple[str, dict, dict]:
     """(note, gallery update, table rows) for a list of examples; the gallery shown only for images."""
-    pictures = bool(pair.a.spec.image_loader)
+    pictures = pair.a.spec.image_inputs
     limit = MAX_GALLERY if pictures else MAX_TABLE
     shown = f" (showing the first {limit})" if len(examples) > limit else ""
     note = f"{what}: {len(examples)} example{'s' if len(examples) != 1 else ''}{shown}."
@@ -228,6 +270,118 @@ def show_disagreements(ref_a: str | None, ref_b: str | None, which: str) -> tupl
     return note, gallery, table
 
 
+def confusion_tables(ref_a: str | None, ref_b: str | None):
+    """(table A, table B): both confusion matrices as clickable styled tables; empty when the runs cannot be read."""
+    try:
+        pair = load_pair(ref_a, ref_b)
+        return confusion_table(confusion(pair, "a")), confusion_table(confusion(pair, "b"))
+    except (TransferLabError, OSError, json.JSONDecodeError):
+        return None, None
+
+
+def select_matrix_cell(ref_a: str | None, ref_b: str | None, side: str, index):
+    """A click on cell ``index`` of run ``side``'s confusion table: (side, true picker, predicted picker, and the
+    cell's note, gallery and table), so the pickers (kept for scripts) say which cell is listed."""
+    try:
+        pair = load_pair(ref_a, ref_b)
+        cm = confusion(pair, side.lower())
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        return (gr.update(), gr.update(), gr.update(), *_empty_examples(_sentence(err)))
+    cell = cell_at(cm, index)
+    if cell is None:
+        return (gr.update(), gr.update(), gr.update(), "Click a count (not a label) to list that cell's examples.",
+                gr.update(), gr.update())
+    true_label, predicted_label = cell
+    return (side, gr.update(choices=list(cm.true_labels), value=true_label),
+            gr.update(choices=list(cm.predicted_labels), value=predicted_label),
+            *show_cell(ref_a, ref_b, side, true_label, predicted_label))
+
+
+def select_matrix_cell_a(ref_a: str | None, ref_b: str | None, evt: gr.SelectData):
+    return select_matrix_cell(ref_a, ref_b, "A", evt.index)
+
+
+def select_matrix_cell_b(ref_a: str | None, ref_b: str | None, evt: gr.SelectData):
+    return select_matrix_cell(ref_a, ref_b, "B", evt.index)
+
+
+def model_spec(run):
+    """The ModelSpec a run was trained from (its config names the model)."""
+    return registry.get(run.config.get("train", {}).get("model", ""))
+
+
+def _example_key(pair: Comparison, example_id):
+    """The id as the runs store it (the table may hand it back as text)."""
+    keys = {str(k): k for k in pair.a.by_id}
+    key = keys.get(str(example_id).strip()) if example_id not in (None, "") else None
+    if key is None or key not in pair.b.by_id:
+        raise BadInputError("Click an example row (or give the id of an example both runs predicted).")
+    return key
+
+
+def example_inputs(pair: Comparison, key) -> dict:
+    """The example's inputs by name: the stored text (tweet; QA question and passage excerpt), or the test image."""
+    if pair.a.spec.image_inputs:
+        data_dir = pair.a.config.get("train", {}).get("data_dir")
+        return {"image": pair.a.spec.test_images([key], data_dir)[0]}
+    return dict(pair.a.by_id[key].inputs())
+
+
+def select_example(ref_a: str | None, ref_b: str | None, method: str | None, evt: gr.SelectData):
+    """A click on a row of the cell or disagreement table: (example id, method picker offering what both runs
+    support, note)."""
+    row = evt.row_value or []
+    example_id = row[0] if row else None
+    try:
+        pair = load_pair(ref_a, ref_b)
+        _example_key(pair, example_id)
+        choices = common_method_choices(model_spec(pair.a), model_spec(pair.b))
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        return gr.update(), gr.update(), _sentence(err)
+    values = [v for _, v in choices]
+    note = "" if choices else (f"No explanation method applies to both {model_spec(pair.a).name} and "
+                               f"{model_spec(pair.b).name}.")
+    return (str(example_id), gr.update(choices=choices, value=method if method in values else
+                                       (values[0] if values else None)), note)
+
+
+def compare_explain(ref_a: str | None, ref_b: str | None, example_id: str | None, method: str | None,
+                    progress=gr.Progress()):
+    """(note, HTML A, figure A, HTML B, figure B): both runs' explanations of one example, side by side (image
+    maps on one colour scale)."""
+    empty = (None, None, None, None)
+    try:
+        pair = load_pair(ref_a, ref_b)
+        key = _example_key(pair, example_id)
+        offered = [m for _, m in common_method_choices(model_spec(pair.a), model_spec(pair.b))]
+        if not offered:
+            raise BadInputError(f"No explanation method applies to both {model_spec(pair.a).name} and "
+                                  f"{model_spec(pair.b).name}.")
+        if method not in offered:
+            raise BadInputError(f"Pick a method both runs support: {', '.join(offered)}.")
+        inputs = example_inputs(pair, key)
+    except Exception as err:  # the UI boundary
+        return (f"**{md_escape(user_message(err))}**", *empty)
+    results = []
+    for n, run in enumerate((pair.a, pair.b)):
+        progress(n / 2, desc=f"Explaining with run {'AB'[n]}")
+        try:
+            results.append(explain_ref(str(run.path), pair.a.task, method, inputs))
+        except Exception as err:
+            results.append(user_message(err))
+    found = [r for r in results if not isinstance(r, str)]
+    zrange = value_range(found) if len(found) > 1 else None
+    out = []
+    for r in results:
+        if isinstance(r, str):
+            out += [message_html(r), None]
+            continue
+        base = overlay_base(inputs["image"], int(r.grid[-1])) if "image" in inputs and r.array().ndim == 2 else None
+        out += list(render(r, rtl=pair.a.spec.rtl, image=base, zrange=zrange))
+    progress(1.0, desc="Done")
+    return (f"Example {md_escape(key)}, explained by A ({pair.a.id}) and B ({pair.b.id}).", *out)
+
+
 # -- layout --------------------------------------------------------------------------------------------------------
 def build() -> None:
     """The tab's components, created in the caller's Blocks context."""
@@ -238,7 +392,8 @@ def build() -> None:
         task = gr.Radio(list(tasks), value=tasks[0], label="Task")
         refresh = gr.Button("Refresh", scale=0)
     with gr.Row():
-        # allow_custom_value: API callers may pass any run folder or id; core checks it.
+        # allow_custom_value: API callers may pass a run id or a folder of the run store (resolve_run_ref refuses
+        # anything else).
         run_a = gr.Dropdown(label="Run A", choices=[], allow_custom_value=True)
         run_b = gr.Dropdown(label="Run B", choices=[], allow_custom_value=True)
         go_button = gr.Button("Compare", variant="primary", scale=0)
@@ -248,9 +403,13 @@ def build() -> None:
     with gr.Row():
         heat_a = gr.Plot(label="Confusion matrix A")
         heat_b = gr.Plot(label="Confusion matrix B")
+    gr.Markdown("Click a count below to list that cell's examples (rows true, columns predicted).")
+    with gr.Row():
+        matrix_a = gr.Dataframe(interactive=False, label="Confusion matrix A (click a cell)", wrap=True)
+        matrix_b = gr.Dataframe(interactive=False, label="Confusion matrix B (click a cell)", wrap=True)
 
-    gr.Markdown("### Examples behind a cell\nGradio does not pass clicks on a plotly heatmap to Python, so pick "
-                "the cell here (the busiest error cell of A is preselected).")
+    gr.Markdown("### Examples behind a cell\nClick a cell of a confusion table above, or pick it here (the "
+                "busiest error cell of A is preselected).")
     with gr.Row():
         side = gr.Radio(["A", "B"], value="A", label="Confusion matrix of run")
         true_label = gr.Dropdown(label="True", choices=[], allow_custom_value=True)
@@ -273,14 +432,44 @@ def build() -> None:
                              interactive=False, visible=False)
     dis_table = gr.Dataframe(headers=EMPTY_HEADERS, interactive=False, wrap=True, label="Disagreements")
 
+    gr.Markdown("### Why? Both runs' explanations of one example\nClick a row of the examples or disagreements "
+                "table.")
+    with gr.Row():
+        example_id = gr.Textbox(label="Example id", interactive=True, max_lines=1)
+        method = gr.Dropdown(label="Explain with (methods both runs support)", choices=[], value=None)
+        explain_button = gr.Button("Explain", scale=0)
+    explain_note = gr.Markdown()
+    with gr.Row():
+        with gr.Column():
+            view_a = gr.HTML(label="Run A: explanation")
+            plot_a = gr.Plot(label="Run A: explanation plot", show_label=False)
+        with gr.Column():
+            view_b = gr.HTML(label="Run B: explanation")
+            plot_b = gr.Plot(label="Run B: explanation plot", show_label=False)
+
     pickers = [run_a, run_b, status]
     gr.on(triggers=None, fn=list_runs_for_task, inputs=task, outputs=pickers,  # page load and task changes
           api_name="compare_list_runs_on_load")
     refresh.click(list_runs_for_task, task, pickers, api_name="compare_list_runs")
     go_button.click(compare, [run_a, run_b],
-                    [status, metrics, curves, heat_a, heat_b, true_label, predicted_label], api_name="compare_runs")
+                    [status, metrics, curves, heat_a, heat_b, true_label, predicted_label], api_name="compare_runs",
+                    concurrency_limit=INFERENCE_CONCURRENCY
+                    ).then(confusion_tables, [run_a, run_b], [matrix_a, matrix_b], api_name="compare_matrices")
+    cell_outputs = [side, true_label, predicted_label, cell_note, cell_gallery, cell_table]
+    matrix_a.select(select_matrix_cell_a, [run_a, run_b], cell_outputs, api_name="compare_matrix_select",
+                    concurrency_limit=INFERENCE_CONCURRENCY)
+    matrix_b.select(select_matrix_cell_b, [run_a, run_b], cell_outputs, api_name="compare_matrix_select_b",
+                    concurrency_limit=INFERENCE_CONCURRENCY)
+    explain_outputs = [explain_note, view_a, plot_a, view_b, plot_b]
+    for table, name in ((cell_table, "compare_example_select"), (dis_table, "compare_disagreement_select")):
+        table.select(select_example, [run_a, run_b, method], [example_id, method, explain_note], api_name=name
+                     ).then(compare_explain, [run_a, run_b, example_id, method], explain_outputs,
+                            api_name=f"{name}_explain", concurrency_limit=INFERENCE_CONCURRENCY)
+    gr.on([explain_button.click, method.input], compare_explain, [run_a, run_b, example_id, method], explain_outputs,
+          api_name="compare_explain", concurrency_limit=INFERENCE_CONCURRENCY)
     gr.on(triggers=[show.click, side.input, true_label.input, predicted_label.input], fn=show_cell,
           inputs=[run_a, run_b, side, true_label, predicted_label], outputs=[cell_note, cell_gallery, cell_table],
-          api_name="compare_cell")
+          api_name="compare_cell", concurrency_limit=INFERENCE_CONCURRENCY)
     gr.on(triggers=[show_dis.click, which.input], fn=show_disagreements, inputs=[run_a, run_b, which],
-          outputs=[dis_note, dis_gallery, dis_table], api_name="compare_disagreements")
+          outputs=[dis_note, dis_gallery, dis_table], api_name="compare_disagreements",
+          concurrency_limit=INFERENCE_CONCURRENCY)

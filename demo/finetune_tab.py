@@ -214,12 +214,13 @@ def status_text(snap: dict) -> str:
     if status == "queued":
         return f"Job {job} is queued: {_ahead(snap['position'])}." if snap["position"] else f"Job {job} is next."
     if status == "running":
-        return f"Job {job} is running."
+        return f"Job {job}: {message}" if snap.get("cancelling") else f"Job {job} is running."
     if status == "completed":
         return f"Job {job} completed. {message}".strip()
     if status in RESUMABLE:
         again = " Press Resume to continue from its checkpoint." if snap.get("run_dir") else ""
-        return f"Job {job} {'was cancelled' if status == 'cancelled' else 'stopped'}. {message}{again}".strip()
+        ended = {"cancelled": "was cancelled", "interrupted": "was interrupted"}.get(status, "stopped")
+        return f"Job {job} {ended}. {message}{again}".strip()
     return f"Job {job} failed: {message}"
 
 
@@ -348,7 +349,7 @@ def cancel_job(job_id: str | None) -> str:
 
 
 def resumable_runs() -> dict:
-    """Choices for the resume picker: cancelled or stopped runs, newest first."""
+    """Choices for the resume picker: cancelled, stopped or interrupted runs, newest first."""
     return gr.update(choices=[r["id"] for r in list_runs() if r["status"] in RESUMABLE])
 
 
@@ -360,7 +361,8 @@ def resume_training(job_id: str | None, picked_run: str | None = None) -> tuple[
     ref = picked_run or None
     if ref is None:
         if current is None or current["status"] not in RESUMABLE:
-            return job_id, "Pick a cancelled or stopped run to resume (this session has none of its own)."
+            return job_id, ("Pick a cancelled, stopped or interrupted run to resume (this session has none of its "
+                            "own).")
         if not current.get("run_dir"):
             return job_id, f"Job {job_id} was cancelled before it started; there is nothing to resume, press Start."
         ref = Path(current["run_dir"]).name  # runs are named by id within the store

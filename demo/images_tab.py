@@ -4,11 +4,17 @@ vision transformer).
 The upload accepts any image a browser can send; decoding (RGBA, grayscale, palette, huge, corrupt) is
 core.tasks.images.data.decode_image's job, so the event runs with ``preprocess=False``: Gradio's own preprocessing
 would open the file with PIL first and fail on a corrupt one with a generic error instead of our sentence.
+Because nothing then checks the payload's path, ``upload_path`` does: a client may name only a file inside
+Gradio's upload folder (where every upload and served example lands; symlinks and ``..`` resolved) or this
+process's example folder, and core's ``read_image_file`` reads only a regular file within the size limit (never
+/dev/zero or /etc/passwd). The app launches with ``max_file_size`` (demo.app.MAX_FILE_SIZE), so a larger upload
+is refused before it is stored.
 """
 from __future__ import annotations
 
 import atexit
 import functools
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,10 +22,13 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from core.tasks.images.data import decode_image, first_test_image_per_class
+from gradio.utils import get_upload_folder
+
+from core.tasks.images.data import decode_image, first_test_image_per_class, read_image_file
 from core.errors import BadInputError, TransferLabError
+from demo.explain_panel import explain_column, explain_image_columns, methods_update
 from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
-                          predict_with, refresh_pickers, unpicked_heading)
+                          predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
 
 N_MODELS = 3
 TOP_K = 5
@@ -48,19 +57,39 @@ def example_images() -> tuple[tuple[str, ...], tuple[str, ...], str]:
     return tuple(paths), tuple(names), "CIFAR-10 test images (32x32) from the shared data folder."
 
 
+def upload_folders() -> tuple[Path, ...]:
+    """The folders an image path may come from: Gradio's upload folder and this process's example images."""
+    folders = [Path(get_upload_folder())]
+    paths, _, _ = example_images()
+    if paths:
+        folders.append(Path(paths[0]).parent)
+    return tuple(f.resolve() for f in folders)
+
+
+def upload_path(path) -> Path:
+    """``path`` resolved, when it lies inside one of upload_folders(); BadInputError (one sentence) otherwise."""
+    if not isinstance(path, (str, os.PathLike)) or "\x00" in str(path):
+        raise BadInputError("Send the image as an uploaded file.")
+    try:
+        resolved = Path(path).resolve()
+    except (OSError, RuntimeError, ValueError):
+        raise BadInputError("The uploaded image could not be read; upload it again.") from None
+    if not any(resolved.is_relative_to(folder) for folder in upload_folders()):
+        raise BadInputError("Only uploaded images can be classified: upload the file (that path is not an upload).")
+    return resolved
+
+
 def image_bytes(image) -> bytes:
     """The uploaded file's bytes, whatever form the value arrives in: a Gradio file payload (dict with "path"),
-    a path, or bytes. BadInputError when there is none."""
+    a path, or bytes (in-process callers). Paths must be uploads (upload_path) and are read bounded
+    (read_image_file). BadInputError when there is none."""
     if isinstance(image, dict):
         image = image.get("path")
     if image is None or image == "":
         raise BadInputError("Upload an image or pick an example first.")
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
-    try:
-        return Path(image).read_bytes()
-    except OSError:
-        raise BadInputError("The uploaded image could not be read; upload it again.") from None
+    return read_image_file(upload_path(image))
 
 
 def image_result(title: str, info, result: list[dict] | None, error: str) -> tuple[str, dict | None]:
@@ -94,6 +123,23 @@ def classify_image(image, *refs: str | None):
     return ("", *outputs)
 
 
+def explain_image(image, ref_1: str | None, ref_2: str | None, ref_3: str | None, method_1: str | None,
+                  method_2: str | None, method_3: str | None, shared_scale: bool = False, progress=gr.Progress()):
+    """Event handler: (status, then per model: explanation HTML and figure, the map over the upscaled image)."""
+    refs = (ref_1, ref_2, ref_3)
+    status = ""
+    try:
+        data = image_bytes(image)
+        decode_image(data, size=32)
+    except BadInputError as err:
+        status = str(err)
+    if not status and not any(refs):
+        status = "Pick at least one model."
+    if status:
+        return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
+    return ("", *explain_image_columns(data, refs, (method_1, method_2, method_3), bool(shared_scale), progress))
+
+
 def refresh_models(*current: str | None):
     return tuple(refresh_pickers("images", *current))
 
@@ -113,6 +159,18 @@ def build() -> None:
                 gr.Markdown(f"_{md_escape(note)}_")
         with gr.Column(scale=2):
             pickers, go, refresh, status = picker_panel("images", N_MODELS, "Classify")
-    results = label_columns(N_MODELS, TOP_K, f"top {TOP_K} classes")
-    go.click(classify_image, [image, *pickers], [status, *results], api_name="image_classify", preprocess=False)
+            with gr.Row():
+                explain_go = gr.Button("Explain", variant="secondary")
+                shared = gr.Checkbox(label="Shared colour scale", value=False,
+                                     info="One scale for every column's map, so their strengths compare.")
+            explain_status = gr.Markdown()
+    results, columns = label_columns(N_MODELS, TOP_K, f"top {TOP_K} classes",
+                                     below=lambda i: explain_column(f"Model {i + 1}", pickers[i].value, False))
+    go.click(classify_image, [image, *pickers], [status, *results], api_name="image_classify", preprocess=False,
+             concurrency_limit=INFERENCE_CONCURRENCY)
     refresh.click(refresh_models, pickers, pickers, api_name="image_refresh_models")
+    methods = [c.method for c in columns]
+    gr.on([p.change for p in pickers], methods_update, pickers, methods, api_name="image_explain_methods")
+    gr.on([explain_go.click, shared.input] + [m.input for m in methods], explain_image,
+          [image, *pickers, *methods, shared], [explain_status, *(w for c in columns for w in c.outputs())],
+          api_name="explain_image", preprocess=False, concurrency_limit=INFERENCE_CONCURRENCY)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, TypeVar
@@ -15,12 +16,15 @@ import gradio as gr
 
 from core import registry
 from core.errors import BadInputError, BadSettingError, RunNotFoundError, TransferLabError
-from core.store.runs import open_run
+from core.store.runs import open_run, resolve_run_ref
 from core.weights import head_is_trained, weights_status
 from demo.state import model_choices, predictors
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Requests of one inference event served at once (Gradio's default is one at a time, so a class of 60 queued
+# behind each other). Forward passes release the GIL, and the loaded models are shared read-only.
+INFERENCE_CONCURRENCY = int(os.environ.get("TRANSFER_LAB_INFERENCE_CONCURRENCY", "4"))
 
 
 def fmt_value(value) -> str:
@@ -59,11 +63,16 @@ def md_escape(text: str) -> str:
 
 
 def describe_run(ref: str, task_name: str) -> ModelInfo:
-    """A run of this task, described by its model, strategy and test metric; one sentence when it is gone."""
-    if not Path(ref).is_dir():
-        raise RunNotFoundError(f"Run {Path(ref).name} no longer exists (it was deleted); press Refresh and pick "
-                               "another model.")
-    summary = open_run(ref).summary()
+    """A run of this task, described by its model, strategy and test metric; one sentence when it is gone or
+    is not a run of the run store (resolve_run_ref: clients cannot name folders elsewhere)."""
+    try:
+        path = resolve_run_ref(ref)
+    except RunNotFoundError as err:
+        if isinstance(ref, str) and not Path(ref).is_dir():
+            raise RunNotFoundError(f"Run {Path(ref).name[:80]} no longer exists (it was deleted); press Refresh "
+                                   "and pick another model.") from None
+        raise err from None
+    summary = open_run(path).summary()
     if summary["task"] != task_name:
         raise BadSettingError(f"Run {summary['id']} was trained for the {summary['task']} task, not {task_name}.")
     metric = summary["headline"]
@@ -95,6 +104,8 @@ def load_model(ref: str | None, task_name: str):
     """(TaskRun ready to predict, ModelInfo) for a picker's ref; a TransferLabError with one sentence otherwise."""
     if not ref:
         raise BadInputError("Pick a model first.")
+    if not isinstance(ref, str):
+        raise BadInputError("Pick a model from the list (a run id or model:<name>).")
     if ref.startswith("model:"):
         spec = registry.get(ref.removeprefix("model:"))  # UnknownModelError: one sentence
         if spec.task != task_name:
@@ -105,7 +116,8 @@ def load_model(ref: str | None, task_name: str):
         info = describe_run(ref, task_name)
         loaded = predictors().get(ref)
     except RunNotFoundError:
-        predictors().forget_run(ref)  # a deleted run: free the memory its loaded model still holds
+        for key in {ref, str(Path(ref).resolve())}:  # a deleted run: free the memory its loaded model still holds
+            predictors().forget_run(key)
         raise
     return loaded, info
 
@@ -186,13 +198,17 @@ def picker_panel(task_name: str, n: int, action: str) -> tuple[list[gr.Dropdown]
     return pickers, go, refresh, status
 
 
-def label_columns(n: int, num_top_classes: int, what: str) -> list:
+def label_columns(n: int, num_top_classes: int, what: str, below: Callable[[int], T] | None = None):
     """One column per model under the inputs: its heading (Markdown) and a gr.Label of ``what``; the flat list
-    [heading 1, label 1, heading 2, ...] that the tab's handler returns after its status."""
-    results = []
+    [heading 1, label 1, heading 2, ...] that the tab's handler returns after its status. With ``below``,
+    ``below(i)`` builds more widgets at the foot of column i (the Explain controls) and the call returns
+    (that list, [below(0), below(1), ...])."""
+    results, extras = [], []
     with gr.Row():
         for i in range(n):
             with gr.Column():
                 results.append(gr.Markdown(f"### Model {i + 1}"))
                 results.append(gr.Label(num_top_classes=num_top_classes, label=f"Model {i + 1}: {what}"))
-    return results
+                if below is not None:
+                    extras.append(below(i))
+    return results if below is None else (results, extras)

@@ -12,8 +12,9 @@ from pathlib import Path
 import gradio as gr
 
 from core.paths import REPO_ROOT
+from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
 from demo.pickers import (ModelInfo, md_escape, model_heading, model_picker,
-                          predict_with, refresh_pickers, unpicked_heading)
+                          predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -124,6 +125,21 @@ def answer_question(passage: str | None, question: str | None, ref_a: str | None
     return ("", *outputs)
 
 
+def explain_qa(passage: str | None, question: str | None, ref_a: str | None, ref_b: str | None,
+               method_a: str | None, method_b: str | None, layer_a=-1, layer_b=-1, head_a="mean", head_b="mean",
+               progress=gr.Progress()):
+    """Event handler: (status, then for model A and B: explanation HTML (right to left), figure, layer and head
+    pickers). Integrated Gradients explains the answer's start + end score."""
+    status = check_question(passage, question)
+    if not status and not ref_a and not ref_b:
+        status = "Pick a model first."
+    if status:
+        return (f"**{md_escape(status)}**", *(None, None, gr.update(), gr.update()) * 2)
+    columns = explain_text_columns("qa", {"question": question, "context": passage}, (ref_a, ref_b),
+                                   (method_a, method_b), (layer_a, layer_b), (head_a, head_b), progress)
+    return ("", *columns)
+
+
 def refresh_models(ref_a: str | None, ref_b: str | None):
     return tuple(refresh_pickers("qa", ref_a, ref_b))
 
@@ -133,6 +149,10 @@ def _result_column(title: str):
     highlight = gr.HTML(label="Answer in the passage", show_label=True, container=True)
     table = gr.HTML(label=f"Top {TOP_K} spans", show_label=True, container=True)
     return heading, highlight, table
+
+
+def _explain_widgets(title: str, picker):
+    return explain_column(title, picker.value, attention=True)
 
 
 def build() -> None:
@@ -148,15 +168,29 @@ def build() -> None:
             with gr.Row():
                 ask = gr.Button("Answer", variant="primary")
                 refresh = gr.Button("Refresh models")
+                explain_go = gr.Button("Explain", variant="secondary")
             status = gr.Markdown()
+            explain_status = gr.Markdown()
     rows, labels = example_rows(load_examples())
     gr.Examples(rows, inputs=[passage, question], example_labels=labels, label="Examples (written for this demo)",
                 examples_per_page=8, api_name="qa_example")
     with gr.Row():
         with gr.Column():
             a = _result_column("Model A")
+            explain_a = _explain_widgets("Model A", model_a)
         with gr.Column():
             b = _result_column("Model B")
+            explain_b = _explain_widgets("Model B", model_b)
     gr.on([ask.click, question.submit], answer_question, [passage, question, model_a, model_b], [status, *a, *b],
-          api_name="qa_answer")
+          api_name="qa_answer", concurrency_limit=INFERENCE_CONCURRENCY)
     refresh.click(refresh_models, [model_a, model_b], [model_a, model_b], api_name="qa_refresh_models")
+    columns = (explain_a, explain_b)
+    methods = [c.method for c in columns]
+    gr.on([model_a.change, model_b.change], methods_update, [model_a, model_b], methods,
+          api_name="qa_explain_methods")
+    gr.on([m.change for m in methods], attention_controls, methods,
+          [w for c in columns for w in (c.layer, c.head)], api_name="qa_explain_controls")
+    gr.on([explain_go.click] + [w.input for c in columns for w in (c.method, c.layer, c.head)], explain_qa,
+          [passage, question, model_a, model_b, *methods, *(c.layer for c in columns), *(c.head for c in columns)],
+          [explain_status, *(w for c in columns for w in c.outputs())], api_name="explain_qa",
+          concurrency_limit=INFERENCE_CONCURRENCY)

@@ -16,14 +16,14 @@ from pathlib import Path
 import gradio as gr
 
 from core.errors import BadSettingError, RunNotFoundError, TransferLabError
-from core.paths import runs_dir
+from core.store.runs import RESUMABLE as STORE_RESUMABLE
 from core.store.runs import Run, delete_run, list_runs, open_run, weights_label
 from demo.pickers import fmt_value
 from demo.plots import curves_figure, monitor_metric
 from demo.state import jobs, predictors
 
 COLUMNS = ["id", "task", "model", "strategy", "status", "metric", "value", "created"]
-RESUMABLE = ("cancelled", "stopped")
+RESUMABLE = STORE_RESUMABLE  # cancelled, stopped, interrupted (a restart or a crash)
 ACTIVE = ("queued", "running")
 # What a download holds, in this order; a file the run has not written yet is left out and named.
 DOWNLOAD_FILES = ("config.json", "metrics.json", "predictions.jsonl", "history.jsonl", "weights.safetensors")
@@ -50,13 +50,10 @@ def run_ids() -> list[str]:
 def stored_run(run_id: str | None) -> Run:
     """A run of the run store by its id (its folder name). Paths are refused: the app's endpoints must not
     read, zip or delete folders outside the store."""
-    name = str(run_id or "").strip()
+    name = str(run_id or "").strip() if isinstance(run_id, str) or run_id is None else ""
     if not name or name != Path(name).name or name in (".", ".."):
-        raise RunNotFoundError(f"No run named '{run_id}' in the run store.")
-    try:
-        return open_run(runs_dir() / name)
-    except RunNotFoundError:
-        raise RunNotFoundError(f"No run '{name}' in the run store (it may have been deleted).") from None
+        raise RunNotFoundError(f"No run named '{str(run_id)[:80]}' in the run store.")
+    return open_run(name, confined=True)  # symlinks resolved: the folder must be inside the store
 
 
 def job_snapshot(job_id: str | None) -> dict | None:
@@ -156,16 +153,16 @@ def active_job_for_run(run_path: str | Path) -> dict | None:
 
 
 def submit_resume(run_id: str) -> str:
-    """Queue a resume of a cancelled or stopped run that has a checkpoint; returns the new job's id.
+    """Queue a resume of a cancelled, stopped or interrupted run; returns the new job's id. A run without a
+    checkpoint (cancelled or interrupted before its first) starts again from the beginning with its saved config.
 
     Raises TransferLabError (one sentence) when the run cannot be resumed.
     """
     run = stored_run(run_id)
     status = run.read_status().get("status")
     if status not in RESUMABLE:
-        raise BadSettingError(f"Run {run.id} is {status}; only cancelled or stopped runs can be resumed.")
-    if not run.has_checkpoint():
-        raise BadSettingError(f"Run {run.id} has no checkpoint to resume from.")
+        raise BadSettingError(f"Run {run.id} is {status}; only cancelled, stopped or interrupted runs can be "
+                              "resumed.")
     if active_job_for_run(run.path) is not None:
         raise BadSettingError(f"Run {run.id} is already queued or training.")
     return jobs().submit_resume(str(run.path)).id
@@ -298,5 +295,5 @@ def build(job_state: gr.State | None = None) -> None:
     download.click(build_download, picker, [zip_file, status], api_name="download_run")
     delete.click(delete_selected, [picker, sure], [status, table, picker, sure, summary, curves, metrics],
                  api_name="delete_run")
-    gr.Markdown("_Runs are folders under the run store. Resume works for cancelled or stopped runs with a "
-                "checkpoint; Delete asks for “I am sure” first._")
+    gr.Markdown("_Runs are folders under the run store. Resume works for cancelled, stopped or interrupted runs "
+                "(from their checkpoint, or from the start when they had none yet); Delete asks for “I am sure” first._")

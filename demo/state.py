@@ -1,14 +1,20 @@
 """Process-wide state shared by every browser session: the training queue and the loaded-model cache.
 
 Handlers import ``jobs()`` and ``predictors()`` rather than building their own, so that all sessions see one
-queue (one training job at a time per device) and load each model once.
+queue (one training job at a time per device) and load each model once; ``explanations()`` keeps the last
+explanations so a repeated one is not computed again.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import math
 import os
+import threading
+from collections import OrderedDict
+
+import numpy as np
 
 from core import registry
 from core.errors import BadSettingError
@@ -60,3 +66,56 @@ def model_choices(task: str, include_registry: bool = True) -> list[tuple[str, s
         for spec in registry.list_models(task):
             choices.append((f"{spec.name} ({weights_status(spec)}, head not trained)", f"model:{spec.name}"))
     return choices
+
+
+class ExplanationCache:
+    """A small bounded LRU of explanations keyed by (model ref, input hash, method, settings): repeating an
+    explanation (another layer and back, a second browser, a re-render with a shared colour scale) costs nothing.
+    Thread-safe: inference events run a few at a time."""
+
+    def __init__(self, max_items: int = 64):
+        self.max_items = max_items
+        self._items: OrderedDict = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def input_hash(inputs: dict) -> str:
+        """A digest of the inputs by name: text as UTF-8, bytes as they are, arrays by shape, dtype and bytes."""
+        digest = hashlib.sha256()
+        for name in sorted(inputs):
+            value = inputs[name]
+            digest.update(name.encode() + b"\x00")
+            if isinstance(value, (bytes, bytearray)):
+                digest.update(bytes(value))
+            elif hasattr(value, "tobytes"):
+                array = np.ascontiguousarray(value)
+                digest.update(f"{array.shape}{array.dtype}".encode() + array.tobytes())
+            else:
+                digest.update(str(value).encode("utf-8"))
+            digest.update(b"\x01")
+        return digest.hexdigest()
+
+    def key(self, ref: str, inputs: dict, method: str, settings: dict) -> tuple:
+        return (ref, self.input_hash(inputs), method, tuple(sorted((k, repr(v)) for k, v in settings.items())))
+
+    def get(self, key: tuple):
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        return None
+
+    def put(self, key: tuple, value) -> None:
+        with self._lock:
+            self._items[key] = value
+            self._items.move_to_end(key)
+            while len(self._items) > self.max_items:
+                self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+@functools.lru_cache(maxsize=1)
+def explanations() -> ExplanationCache:
+    return ExplanationCache()

@@ -9,8 +9,9 @@ import gradio as gr
 from core.tasks.tweets.data import clean_tweet
 from core.errors import BadInputError
 from core.paths import REPO_ROOT
+from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
 from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
-                          predict_with, refresh_pickers, unpicked_heading)
+                          predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "tweet_examples.json"
 N_MODELS = 3
@@ -53,6 +54,29 @@ def classify_tweet(text: str | None, *refs: str | None):
     return ("", *outputs)
 
 
+def check_tweet(text: str | None) -> str:
+    """One sentence when the tweet cannot be read (empty), else ""."""
+    try:
+        clean_tweet(text)
+    except BadInputError as err:
+        return str(err)
+    return ""
+
+
+def explain_tweet(text: str | None, ref_1: str | None, ref_2: str | None, ref_3: str | None,
+                  method_1: str | None, method_2: str | None, method_3: str | None,
+                  layer_1=-1, layer_2=-1, layer_3=-1, head_1="mean", head_2="mean", head_3="mean",
+                  progress=gr.Progress()):
+    """Event handler: (status, then per model: explanation HTML, figure, layer picker, head picker)."""
+    refs = (ref_1, ref_2, ref_3)
+    status = check_tweet(text) or ("" if any(refs) else "Pick at least one model.")
+    if status:
+        return (f"**{md_escape(status)}**", *(None, None, gr.update(), gr.update()) * len(refs))
+    columns = explain_text_columns("tweets", {"text": text}, refs, (method_1, method_2, method_3),
+                                   (layer_1, layer_2, layer_3), (head_1, head_2, head_3), progress)
+    return ("", *columns)
+
+
 def refresh_models(*current: str | None):
     return tuple(refresh_pickers("tweets", *current))
 
@@ -68,6 +92,18 @@ def build() -> None:
                         api_name="tweet_example")
         with gr.Column(scale=2):
             pickers, go, refresh, status = picker_panel("tweets", N_MODELS, "Classify")
-    results = label_columns(N_MODELS, 2, "P(real) / P(fake)")
-    gr.on([go.click, tweet.submit], classify_tweet, [tweet, *pickers], [status, *results], api_name="tweet_classify")
+            explain_go = gr.Button("Explain", variant="secondary")
+            explain_status = gr.Markdown()
+    results, columns = label_columns(N_MODELS, 2, "P(real) / P(fake)",
+                                     below=lambda i: explain_column(f"Model {i + 1}", pickers[i].value, True))
+    gr.on([go.click, tweet.submit], classify_tweet, [tweet, *pickers], [status, *results], api_name="tweet_classify",
+          concurrency_limit=INFERENCE_CONCURRENCY)
     refresh.click(refresh_models, pickers, pickers, api_name="tweet_refresh_models")
+    methods = [c.method for c in columns]
+    gr.on([p.change for p in pickers], methods_update, pickers, methods, api_name="tweet_explain_methods")
+    gr.on([m.change for m in methods], attention_controls, methods,
+          [w for c in columns for w in (c.layer, c.head)], api_name="tweet_explain_controls")
+    gr.on([explain_go.click] + [w.input for c in columns for w in (c.method, c.layer, c.head)], explain_tweet,
+          [tweet, *pickers, *methods, *(c.layer for c in columns), *(c.head for c in columns)],
+          [explain_status, *(w for c in columns for w in c.outputs())], api_name="explain_tweet",
+          concurrency_limit=INFERENCE_CONCURRENCY)

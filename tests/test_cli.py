@@ -103,3 +103,16 @@ def test_runs_dir_after_the_subcommand_end_to_end(tmp_path):
     out = subprocess.run([sys.executable, "-m", "core", "runs", "--json", "--runs-dir", str(tmp_path)],
                          capture_output=True, text=True, check=True)
     assert [r["id"] for r in json.loads(out.stdout)] == [run.id]
+
+
+def test_data_command_reports_each_split(capsys):
+    from core.cli import main
+    from core.paths import data_dir
+
+    if not (data_dir() / "constraint_covid19_fake_news").is_dir():
+        pytest.skip("CONSTRAINT tweets not found (set TRANSFER_LAB_DATA)")
+    assert main(["data", "tweets", "--split", "val", "--json"]) == 0
+    stats = json.loads(capsys.readouterr().out)["val"]
+    assert stats["n"] == 2140 == sum(stats["label_counts"].values())
+    assert main(["data", "qa", "--split", "nope"]) == 2  # one sentence, exit status 2
+    assert "PQuAD split 'nope'" in capsys.readouterr().err

@@ -24,8 +24,8 @@ def test_every_task_is_found_even_when_one_task_module_was_imported_first():
 def test_each_task_declares_what_callers_need():
     for task in registry.list_tasks():
         assert isinstance(task, TaskSpec)
-        assert task.adapter().task == task.name  # the engine adapter belongs to this task
-        rows = task.rows()
+        assert task.adapter_class().task == task.name  # the engine adapter belongs to this task
+        rows = task.row_class()
         assert rows.true_axis(task.labels or ()) and rows.predicted_axis(task.labels or ())
         assert task.inputs and all(f.kind in ("image", "text") for f in task.inputs)
         assert task.num_outputs == (len(task.labels) if task.labels else 2)

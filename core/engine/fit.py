@@ -10,11 +10,19 @@ Determinism: the batch order of epoch e depends only on (seed, e); dropout draws
 whose state is saved in every checkpoint. So on CPU a run interrupted and resumed ends with the same weights
 and metrics as one that never stopped.
 
+Safety: a checkpoint is also written every ``checkpoint_minutes`` within an epoch, so a crash loses at most that;
+a heartbeat thread keeps status.json's pid/heartbeat fresh, so a run whose process died reads as "interrupted";
+a cancel is honoured in every phase (data, frozen-feature cache, training, validation, test) through the progress
+callback; and a loss that turns non-finite or grows far above its start stops the run ("failed", one sentence
+saying to lower the learning rate), keeping the last good checkpoint.
+
 >>> run = train(TrainConfig(task="images", model="efficientnet_lite0", epochs=1, train_limit=200))  # doctest: +SKIP
 """
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -29,8 +37,12 @@ from core.engine.runtime import tune_cpu_allocator
 from core.engine.task import TaskRun
 from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
 from core.freezing import set_train_mode, trainable_parameters
-from core.store.runs import Run, create_run, open_run
+from core.store.runs import HEARTBEAT_SECONDS, Run, create_run, open_run
 from core.weights import WeightsSource
+
+log = logging.getLogger(__name__)
+DIVERGENCE_FACTOR = 1e3  # a training loss above factor x the run's first loss, plus the floor, is divergence
+DIVERGENCE_FLOOR = 10.0
 
 
 @dataclass
@@ -64,6 +76,7 @@ class FitState:
     train_correct: int = 0
     train_count: int = 0
     epoch_seconds: float = 0.0  # training seconds spent in the epoch in progress
+    first_loss: float | None = None  # the run's first training loss: what the divergence guard compares with
     history: list[dict] = field(default_factory=list)
 
 
@@ -77,7 +90,7 @@ def pick_device(name: str = "auto") -> torch.device:
 
 def make_task(cfg: TrainConfig, device: torch.device | None = None) -> TaskRun:
     tune_cpu_allocator()
-    return registry.get_task(cfg.task).adapter()(cfg, device or pick_device(cfg.device))
+    return registry.get_task(cfg.task).adapter_class()(cfg, device or pick_device(cfg.device))
 
 
 def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter], lr: float) -> torch.optim.Optimizer:
@@ -123,6 +136,7 @@ class Trainer:
         self.lr = self.cfg.resolved_lr(task.spec.default_lr)
         self.optimizer = make_optimizer(self.cfg, trainable_parameters(task.model), self.lr)
         self.scheduler = make_scheduler(self.cfg, self.optimizer)
+        self.last_checkpoint = time.monotonic()
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
@@ -135,10 +149,11 @@ class Trainer:
         self.run.save_checkpoint({
             "epoch": s.epoch, "step_in_epoch": s.step_in_epoch, "global_step": s.global_step,
             "train_loss_sum": s.train_loss_sum, "train_correct": s.train_correct, "train_count": s.train_count,
-            "epoch_seconds": s.epoch_seconds,
+            "epoch_seconds": s.epoch_seconds, "first_loss": s.first_loss,
             "optimizer": opt_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
         }, opt_tensors)
+        self.last_checkpoint = time.monotonic()
 
     def restore_checkpoint(self) -> None:
         meta, tensors = self.run.load_checkpoint()
@@ -154,6 +169,7 @@ class Trainer:
         s.epoch, s.step_in_epoch, s.global_step = meta["epoch"], meta["step_in_epoch"], meta["global_step"]
         s.train_loss_sum, s.train_correct = meta["train_loss_sum"], meta["train_correct"]
         s.train_count, s.epoch_seconds = meta["train_count"], meta["epoch_seconds"]
+        s.first_loss = meta.get("first_loss")
         # Epochs finished after the checkpoint was written are redone: keep history up to the checkpoint.
         s.history = [row for row in self.run.read_history() if row["epoch"] < s.epoch]
         self.run.write_history(s.history)
@@ -171,7 +187,43 @@ class Trainer:
                                   str(self.run.path)))
 
     def _phase_progress(self, phase: str, done: int, total: int) -> None:
+        """The tasks' ``progress(phase, done, total)`` during data, cache and evaluation phases: reports it and
+        honours a cancel within one batch."""
+        self.check_cancel(phase)
         self._emit(phase, done, total)
+
+    def check_cancel(self, phase: str) -> None:
+        """Raise CancelledError when a cancel was asked for, after keeping what can be reused: in validation the
+        epoch's steps are done, so they are checkpointed; earlier checkpoints always stay."""
+        if not self.cancel.is_set():
+            return
+        s = self.state
+        if phase == "eval:val":
+            self.save_checkpoint()
+        if self.run.has_checkpoint():
+            where = f"at epoch {min(s.epoch + 1, self.cfg.epochs)} ({PHASE_WORDS.get(phase, phase)})"
+            msg = f"Cancelled {where}; the checkpoint is kept and the run can be resumed."
+        else:
+            msg = (f"Cancelled while {PHASE_WORDS.get(phase, phase)}, before the first checkpoint; resuming it "
+                   "starts it again from the beginning with the same settings.")
+        self.run.set_status("cancelled", msg)
+        raise CancelledError(msg)
+
+    def _check_divergence(self, loss: float, where: str = "") -> None:
+        """Stop on a non-finite loss or one far above the run's first training loss (training, validation and
+        test losses alike: one step is enough to blow the weights up), with a sentence on what to change."""
+        s = self.state
+        if s.first_loss is None and math.isfinite(loss) and not where:
+            s.first_loss = loss
+            return
+        limit = DIVERGENCE_FACTOR * abs(s.first_loss or 0.0) + DIVERGENCE_FLOOR
+        if math.isfinite(loss) and loss <= limit:
+            return
+        where = where or f"step {s.step_in_epoch + 1}"
+        kept = " The last good checkpoint is kept." if self.run.has_checkpoint() else ""
+        start = f", against {s.first_loss:.3g} at the start" if s.first_loss is not None else ""
+        raise DivergedError(f"Training diverged at epoch {min(s.epoch + 1, self.cfg.epochs)}, {where} (loss "
+                            f"{loss:.3g}{start}): lower the learning rate (it is {self.lr:g}), e.g. by 10x.{kept}")
 
     # -- the loop -------------------------------------------------------------------------------------------
     def fit(self) -> Run:
@@ -195,15 +247,19 @@ class Trainer:
                 if self.cancel.is_set():
                     s.epoch_seconds += time.monotonic() - t_epoch
                     self.save_checkpoint()
-                    self.run.set_status("cancelled", f"Cancelled at epoch {s.epoch + 1}, step {s.step_in_epoch}; "
-                                                     "the checkpoint is kept and the run can be resumed.")
-                    raise CancelledError("The run was cancelled; its last checkpoint is kept.")
+                    msg = (f"Cancelled at epoch {s.epoch + 1}, step {s.step_in_epoch}; the checkpoint is kept and the "
+                           "run can be resumed.")
+                    self.run.set_status("cancelled", msg)
+                    raise CancelledError(msg)
+                if time.monotonic() - self.last_checkpoint > cfg.checkpoint_minutes * 60 and s.step_in_epoch:
+                    now = time.monotonic()  # a crash within a long epoch loses at most checkpoint_minutes
+                    s.epoch_seconds += now - t_epoch
+                    t_epoch = now
+                    self.save_checkpoint()
                 t0 = time.monotonic()
                 with _autocast(task.device):
                     loss, correct, count = task.train_step(batch)
-                if not torch.isfinite(loss):
-                    raise BadSettingError(f"Training diverged (the loss is {float(loss)}) at epoch {s.epoch + 1}, "
-                                          f"step {s.step_in_epoch + 1}; try a lower learning rate.")
+                self._check_divergence(float(loss.detach()))
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 self.optimizer.step()
@@ -250,7 +306,9 @@ class Trainer:
         }
         if task.has_split("val"):
             t0 = time.monotonic()
+            self.check_cancel("eval:val")
             val = task.evaluate("val", self._phase_progress)
+            self._check_divergence(float(val.metrics["loss"]), "validation")
             row["val_loss"] = val.metrics["loss"]
             row[f"val_{task.monitor}"] = val.metrics[task.monitor]
             row["eval_seconds"] = time.monotonic() - t0
@@ -267,7 +325,9 @@ class Trainer:
         s.train_loss_sum, s.train_correct, s.train_count, s.epoch_seconds = 0.0, 0, 0, 0.0
 
     def _final_evaluation(self) -> None:
+        self.check_cancel("eval:test")
         result = self.task.evaluate("test", self._phase_progress)
+        self._check_divergence(float(result.metrics["loss"]), "test")
         counts = self.task.parameter_counts()
         epoch_secs = [r["seconds"] for r in self.state.history]
         metrics = dict(result.metrics)
@@ -279,6 +339,36 @@ class Trainer:
         self.run.set_status("completed", f"Finished: test {self.task.headline} "
                                          f"{metrics.get(self.task.headline, float('nan')):.4f}.")
         self._emit("done", 1, 1)
+
+
+PHASE_WORDS = {"data": "loading the data", "cache": "caching frozen features", "train": "training",
+               "eval:val": "validating", "eval:test": "testing"}
+
+
+class DivergedError(BadSettingError):
+    """The training loss became non-finite or exploded: the learning rate (usually) is too high."""
+
+
+@contextlib.contextmanager
+def heartbeat(run: Run, seconds: float = HEARTBEAT_SECONDS):
+    """While the block runs, a daemon thread refreshes the run's heartbeat; it dies with the process, which is
+    what lets a restarted app see the run as interrupted."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(seconds):
+            try:
+                run.heartbeat()
+            except OSError:  # the folder was deleted under us: nothing to keep fresh
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{run.id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def run_config(task: TaskRun, prepared: dict, lr: float) -> dict:
@@ -309,36 +399,30 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
     Typed errors (TransferLabError) leave the run folder with status "failed" and a one-sentence message; what
     was already checkpointed stays on disk.
     """
+    from_checkpoint = False
     if resume is not None:
         run = open_run(resume, runs_root)
         saved = run.read_config()
-        cfg = TrainConfig.from_json(saved["train"])
-        if not run.has_checkpoint():
-            raise BadSettingError(f"Run {run.id} has no checkpoint to resume from.")
+        cfg = run.train_config()  # one sentence when config.json lacks or garbles its settings
+        from_checkpoint = run.has_checkpoint()
+        if not from_checkpoint:  # cancelled or interrupted before its first checkpoint: start it again, same config
+            if run.read_status().get("status") == "completed":
+                raise BadSettingError(f"Run {run.id} is completed and has no checkpoint to continue from.")
+            run.write_history([])
     else:
         if cfg is None:
             raise BadSettingError("Give a training configuration or a run to resume.")
         cfg.validate()  # the task, model and strategy fit together, and every setting is in range
         run = create_run(cfg.model, cfg.strategy, runs_root)
+    cancel = cancel or threading.Event()
+    run.set_status("running", f"Preparing {cfg.model} ({cfg.strategy}): loading the data.")
     try:
-        task = make_task(cfg)
-        task.load_data()
-        task.build_model(saved.get("labels") if resume is not None else None)
-        trainer = Trainer(task, run, on_progress, on_epoch, cancel)
-        if max_minutes is not None:
-            trainer.budget_minutes = max_minutes
-        if resume is not None:
-            trainer.restore_checkpoint()  # restores the RNG state saved with the checkpoint
-        else:
-            torch.manual_seed(cfg.seed)  # dropout draws depend on the seed only, whatever the builder consumed
-            run.write_config(run_config(task, {}, trainer.lr))
-        t0 = time.monotonic()
-        prepared = task.prepare_training(trainer._phase_progress)
-        prepared["prepare_seconds"] = time.monotonic() - t0
-        if resume is None:
-            run.write_config(run_config(task, prepared, trainer.lr))
-        return trainer.fit()
-    except CancelledError:
+        with heartbeat(run):
+            return _train_in(run, cfg, saved if resume is not None else None, from_checkpoint, on_progress,
+                             on_epoch, cancel, max_minutes)
+    except CancelledError as err:
+        if run.read_raw_status().get("status") != "cancelled":
+            run.set_status("cancelled", str(err))
         raise
     except TransferLabError as err:
         run.set_status("failed", str(err))
@@ -349,8 +433,51 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
                    "size.")
             run.set_status("failed", msg)
             raise OutOfMemoryError(msg) from err
-        run.set_status("failed", f"Training failed: {type(err).__name__}: {err}")
+        log.exception("run %s failed", run.id)
+        run.set_status("failed", "Training failed unexpectedly; the details are in the log and the last "
+                                 "checkpoint is kept.")
         raise
+    except KeyboardInterrupt:
+        run.set_status("interrupted", "Interrupted (Ctrl-C); resume it to continue from its last checkpoint.")
+        raise
+    except BaseException:  # a bug: never leave "running" behind for this live process
+        run.set_status("failed", "Training stopped unexpectedly; the last checkpoint is kept and the run can be "
+                                 "resumed.")
+        raise
+
+
+def _cancel_point(trainer_or_none, cancel: threading.Event, run: Run, phase: str) -> None:
+    if trainer_or_none is not None:
+        trainer_or_none.check_cancel(phase)
+    elif cancel.is_set():
+        msg = ("Cancelled while loading the data, before the first checkpoint; resuming it starts it again from "
+               "the beginning with the same settings.")
+        run.set_status("cancelled", msg)
+        raise CancelledError(msg)
+
+
+def _train_in(run: Run, cfg: TrainConfig, saved: dict | None, from_checkpoint: bool, on_progress, on_epoch,
+              cancel: threading.Event, max_minutes: float | None) -> Run:
+    """train()'s body, inside its heartbeat and error handling; cancel points between every phase."""
+    task = make_task(cfg)
+    task.load_data()
+    _cancel_point(None, cancel, run, "data")
+    task.build_model(saved.get("labels") if saved is not None else None)
+    trainer = Trainer(task, run, on_progress, on_epoch, cancel)
+    if max_minutes is not None:
+        trainer.budget_minutes = max_minutes
+    if from_checkpoint:
+        trainer.restore_checkpoint()  # restores the RNG state saved with the checkpoint
+    else:
+        torch.manual_seed(cfg.seed)  # dropout draws depend on the seed only, whatever the builder consumed
+        run.write_config(run_config(task, {}, trainer.lr))
+    t0 = time.monotonic()
+    prepared = task.prepare_training(trainer._phase_progress)
+    prepared["prepare_seconds"] = time.monotonic() - t0
+    if not from_checkpoint:
+        run.write_config(run_config(task, prepared, trainer.lr))
+    trainer.check_cancel("cache")
+    return trainer.fit()
 
 
 def load_run_task(ref: str, runs_root: str | None = None, device: torch.device | None = None,
@@ -358,7 +485,7 @@ def load_run_task(ref: str, runs_root: str | None = None, device: torch.device |
     """Rebuild a saved run's model with its weights, ready to evaluate or predict (no data loaded)."""
     run = open_run(ref, runs_root)
     saved = run.read_config()
-    cfg = TrainConfig.from_json(saved["train"])
+    cfg = run.train_config()  # one sentence when config.json lacks or garbles its settings
     if data_dir is not None:
         cfg.data_dir = data_dir
     # Rebuild the frozen part from the same kind of source it was trained with.
@@ -376,6 +503,7 @@ def evaluate_run(ref: str, runs_root: str | None = None, data_dir: str | None = 
     run, task = load_run_task(ref, runs_root, data_dir=data_dir)
     if data_file is not None:
         task.cfg.data_file = data_file
+        task.cfg.eval_limit = None  # a file the user names is scored whole, not cut to the run's eval limit
     task.load_data(("test",))
     result = task.evaluate("test")
     if write:

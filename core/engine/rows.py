@@ -1,6 +1,6 @@
 """Prediction rows: what ``evaluate()`` writes for every test example and what compare and the UI read back.
 
-Each task declares one dataclass (``TaskSpec.row_class``), a subclass of :class:`PredictionRow`, and answers the
+Each task declares one dataclass (``TaskSpec.row``), a subclass of :class:`PredictionRow`, and answers the
 same questions about a row: its true and predicted names on the task's confusion-matrix axes, whether it is
 right, the model's confidence, the texts to show. Readers never sniff keys to tell tasks apart.
 Rows are stored as JSON lines (``predictions.jsonl``); :meth:`PredictionRow.from_json` ignores keys it does not

@@ -1,9 +1,8 @@
 """Process-level CPU tuning, applied once before heavy work.
 
 glibc returns every freed block above its mmap threshold (32 MB at most by default) to the kernel, so a CNN
-forward that allocates and frees large activations each batch spends most of its time in page faults: on the
-2-core development machine EfficientNet-Lite0 at 224 px ran at 17 img/s with the defaults and 57 img/s with
-the thresholds raised (bench/bench_cpu_allocator.py measures it). Raising them keeps freed memory in the heap for
+forward that allocates and frees large activations each batch spends most of its time in page faults
+(bench/bench_cpu_allocator.py measures the difference; the README quotes its figures). Raising them keeps freed memory in the heap for
 reuse; the cost is that the process's resident size stays at its peak.
 """
 from __future__ import annotations

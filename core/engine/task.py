@@ -15,7 +15,7 @@ from torch import nn
 
 from core import registry
 from core.config import TrainConfig
-from core.errors import BadInputError, RunNotFoundError
+from core.errors import BadInputError, BadSettingError, RunNotFoundError
 from core.freezing import apply_strategy, count_parameters
 from core.registry import BuildRequest
 
@@ -62,6 +62,12 @@ class TaskRun(abc.ABC):
         self.spec = registry.check(self.task, self.cfg.model, self.cfg.strategy)
         weights = "random" if self.cfg.strategy == "scratch" else self.cfg.weights
         return BuildRequest(num_classes=num_classes, weights=weights, seed=self.cfg.seed, head=self.cfg.head)
+
+    def _check_max_length(self, positions: int) -> None:
+        """Text tasks: one sentence when the configured max_length exceeds what the model can read."""
+        if self.max_length > positions:
+            raise BadSettingError(f"max_length {self.max_length} is longer than {self.spec.name} can read "
+                                  f"({positions} tokens).")
 
     def parameter_counts(self) -> dict[str, int]:
         return count_parameters(self.model)

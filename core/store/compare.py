@@ -11,7 +11,7 @@ disagreements) is then computed on the ids both runs have, in run A's order, and
 many were dropped; :func:`metrics_table` shows each run's own metrics.json, i.e. its whole test set.
 
 What a row's true and predicted names are, whether it is right and how confident the model was are the task's
-own answers (its PredictionRow class, ``TaskSpec.row_class``): classification rows use the classes, extractive QA
+own answers (its PredictionRow class, ``TaskSpec.row``): classification rows use the classes, extractive QA
 a 2 x 2 answerable/unanswerable by answered/abstained matrix (see core/tasks/qa/rows.py).
 
 >>> pair = compare_runs("runs/20261123-101500-mlp-scratch-ab12", "runs/20261123-102000-mlp-sc-cd34")  # doctest: +SKIP
@@ -30,6 +30,7 @@ from typing import Literal
 from core import registry
 from core.engine.rows import PredictionRow, dig
 from core.errors import BadInputError, RunNotFoundError, TransferLabError
+from core.presets import references_for
 from core.registry import TaskSpec
 from core.store.runs import Run, open_run, weights_label
 
@@ -73,7 +74,7 @@ class RunRecord:
 
     @property
     def row_type(self) -> type[PredictionRow]:
-        return self.spec.rows()
+        return self.spec.row_class()
 
     @property
     def true_labels(self) -> tuple[str, ...]:
@@ -119,7 +120,7 @@ def load_run(ref: str | os.PathLike | Run | RunRecord, runs_root: str | os.PathL
     task = config.get("train", {}).get("task")
     if task is None:
         raise NotComparableError(f"Run {run.id} does not say which task it is for.")
-    row_type = registry.get_task(task).rows()
+    row_type = registry.get_task(task).row_class()
     rows = [row_type.from_json(r) for r in predictions]
     return RunRecord(id=run.id, path=str(run.path), task=task, config=config, metrics=metrics, history=history,
                      predictions=rows, by_id={r.id: r for r in rows})
@@ -189,6 +190,8 @@ def run_facts(r: RunRecord) -> dict[str, object]:
     facts = {"run": r.id, "model": dig(cfg, "train", "model"), "strategy": dig(cfg, "train", "strategy"),
              "weights": weights_label(cfg.get("weights"))}
     facts.update(r.row_type.metric_facts(m, r.classes))  # the task's own test metrics, in its order
+    for ref in references_for(dig(cfg, "train", "preset")):  # what the course report / paper behind its preset got
+        facts[f"{ref['source']} reference: {ref['metric']}"] = ref["value"]
     facts.update({"trainable parameters": params.get("trainable"), "total parameters": params.get("total"),
                   "epochs": len(r.history) or None, "mean seconds per epoch": m.get("mean_seconds_per_epoch")})
     return facts

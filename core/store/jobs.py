@@ -16,6 +16,7 @@ a slice that stops on the budget is resumed from its checkpoint by the next one.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import queue
 import secrets
 import threading
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from core.config import TrainConfig
 from core.errors import BadSettingError, CancelledError, TransferLabError
 
-FINAL = ("completed", "cancelled", "failed", "stopped")
+FINAL = ("completed", "cancelled", "failed", "stopped", "interrupted")
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -91,10 +93,18 @@ class JobQueue:
         self._queue.put(job.id)
         return job
 
+    def _job(self, job_id) -> Job:
+        """The job with this id (call with the lock held); one sentence for an unknown id or one that is not a
+        string (an API client can send anything)."""
+        job = self._jobs.get(job_id) if isinstance(job_id, str) else None
+        if job is None:
+            raise BadSettingError("That training job is not known to this server (it may have restarted).")
+        return job
+
     def position(self, job_id: str) -> int:
         """0 while running or finished, else how many jobs are ahead of it (1 = next)."""
         with self._lock:
-            job = self._jobs[job_id]
+            job = self._job(job_id)
             if job.status != "queued":
                 return 0
             waiting = [j for j in self._order if self._jobs[j].status in ("queued", "running")]
@@ -103,12 +113,11 @@ class JobQueue:
     def snapshot(self, job_id: str) -> dict:
         """A copy of the job's state that is safe to hand to the UI."""
         with self._lock:
-            job = self._jobs.get(job_id)
-            if job is None:
-                raise BadSettingError("That training job is not known to this server (it may have restarted).")
+            job = self._job(job_id)
             data = {f.name: getattr(job, f.name) for f in dataclasses.fields(job) if f.name not in ("cancel", "cfg")}
             data["history"] = list(job.history)
             data["config"] = job.cfg.to_json() if job.cfg else None
+            data["cancelling"] = job.cancel.is_set() and job.status == "running"
         data["position"] = self.position(job_id)
         return data
 
@@ -118,12 +127,15 @@ class JobQueue:
         return [self.snapshot(j) for j in ids]
 
     def cancel(self, job_id: str) -> None:
-        """Ask a job to stop: a queued one never starts; a running one checkpoints and stops."""
+        """Ask a job to stop: a queued one never starts; a running one checkpoints and stops within one batch, in
+        any phase, and says "Cancelling" at once."""
         with self._lock:
-            job = self._jobs[job_id]
+            job = self._job(job_id)
             job.cancel.set()
             if job.status == "queued":
                 job.status, job.message, job.finished = "cancelled", "Cancelled before it started.", time.time()
+            elif job.status == "running":
+                job.message = "Cancelling: the job stops at its next batch and keeps its checkpoint."
 
     def wait(self, job_id: str, timeout: float | None = None) -> dict:
         """Block until the job ends (for scripts and tests)."""
@@ -154,8 +166,10 @@ class JobQueue:
                 self._update(job, status="cancelled", message=str(err))
             except TransferLabError as err:
                 self._update(job, status="failed", message=str(err))
-            except Exception as err:  # never let one job kill the worker
-                self._update(job, status="failed", message=f"Training failed: {type(err).__name__}: {err}")
+            except Exception:  # never let one job kill the worker
+                log.exception("training job %s failed", job.id)
+                self._update(job, status="failed", message="Training failed unexpectedly; the details are in the "
+                                                           "server log and the last checkpoint is kept.")
             finally:
                 self._update(job, finished=time.time())
 

@@ -2,6 +2,7 @@
 
 ``get_task(ref)`` returns a TaskRun ready to predict: ``ref`` is a run folder/id (a fine-tuned model) or
 ``model:<registry name>`` (the registry's model as built here: pretrained where weights exist, else untrained).
+Run folders must lie inside the run store (``confined``, the default: the cache serves the app's clients).
 Entries are evicted least-recently-used once their parameters exceed ``max_bytes`` together; one model larger
 than the bound is still kept alone.
 """
@@ -24,16 +25,20 @@ def _model_bytes(task) -> int:
 
 
 class PredictorCache:
-    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, runs_root: str | None = None):
+    def __init__(self, max_bytes: int = DEFAULT_MAX_BYTES, runs_root: str | None = None, confined: bool = True):
         self.max_bytes = max_bytes
         self.runs_root = runs_root
+        self.confined = confined
         self._items: OrderedDict[str, tuple[object, int]] = OrderedDict()
         self._lock = threading.Lock()
 
     def _key(self, ref: str) -> str:
+        if not isinstance(ref, str):
+            raise RunNotFoundError("Name a run of the run store or a registry model (model:<name>).")
         if ref.startswith("model:"):
+            registry.get(ref.removeprefix("model:"))  # UnknownModelError: one sentence
             return ref
-        run = open_run(ref, self.runs_root)  # raises one sentence when the run is gone
+        run = open_run(ref, self.runs_root, self.confined)  # one sentence when the run is gone or outside the store
         # A run re-trained in place (resume) gets a new weights file: key on its mtime.
         weights = run.path / "weights.safetensors"
         if not weights.is_file():
@@ -51,7 +56,8 @@ class PredictorCache:
             task.build_model(list(labels) if labels else None)
             task.model.eval()
             return task
-        return load_run_task(ref, self.runs_root)[1]
+        path = open_run(ref, self.runs_root, self.confined).path
+        return load_run_task(str(path), self.runs_root)[1]
 
     def get(self, ref: str):
         key = self._key(ref)

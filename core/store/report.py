@@ -5,11 +5,15 @@
 from __future__ import annotations
 
 from core import registry
+from core.presets import references_for
 from core.store.runs import list_runs, open_run
 from core.weights import WeightsSource
 
-# "setup s" is the one-time frozen-feature pass of a cached run; "s/epoch" excludes it.
-COLUMNS = ("task", "family", "model", "strategy", "trainable", "total", "setup s", "s/epoch", "test metric", "macro F1", "weights", "run")
+# "setup s" is the one-time frozen-feature pass of a cached run; "s/epoch" excludes it. "reference" is what the
+# course report or paper behind the run's preset got on the same metric (blank without a preset); untrained
+# offline models will not reach it, and the "weights" column says which runs those are.
+COLUMNS = ("task", "family", "model", "strategy", "trainable", "total", "setup s", "s/epoch", "test metric",
+           "reference", "macro F1", "weights", "run")
 
 
 def comparison_rows(task: str | None = None, runs_root: str | None = None) -> list[dict]:
@@ -33,12 +37,21 @@ def comparison_rows(task: str | None = None, runs_root: str | None = None) -> li
             "setup s": cfg.get("prepare_seconds"),
             "s/epoch": metrics.get("mean_seconds_per_epoch"),
             "test metric": metrics.get(cfg.get("headline_metric", "accuracy")),
+            "reference": _reference(cfg["train"].get("preset"), cfg.get("headline_metric", "accuracy")),
             "macro F1": (metrics.get("macro") or {}).get("f1"),
             "weights": "pretrained" if WeightsSource.from_json(cfg.get("weights")).pretrained else "untrained",
             "run": summary["id"],
         })
     order = {name: i for i, name in enumerate(registry.task_names())}
     return sorted(rows, key=lambda r: (order.get(r["task"], 99), r["family"], r["model"], r["strategy"]))
+
+
+def _reference(preset: str | None, headline: str) -> str | None:
+    """"0.9619 (R2)" for each figure of the preset's report or paper, on the headline metric (QA: the standard
+    SQuAD-v2 F1 the reports used)."""
+    wanted = {headline, f"squad_{headline}"}
+    refs = [f"{r['value']:.4f} ({r['source']})" for r in references_for(preset) if r["metric"] in wanted]
+    return "; ".join(refs) or None
 
 
 def _cell(value) -> str:

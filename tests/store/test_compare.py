@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 from collections import Counter
 from pathlib import Path
 
@@ -279,25 +278,36 @@ def test_tab_compare_gives_two_heatmaps_and_a_cell_gallery(tab, runs, data_dir):
 
 
 def test_tab_errors_are_one_sentence(tab, runs, tweet_run, tmp_path):
-    _, r = runs
-    status, metrics, _, heat_a, heat_b, true_pick, _ = tab.compare(r["a"], tweet_run)
+    store, r = runs
+    tweets_here = Path(store) / Path(tweet_run).name  # the tab compares runs of its run store only
+    shutil.copytree(tweet_run, tweets_here)
+    try:
+        status, metrics, _, heat_a, heat_b, true_pick, _ = tab.compare(r["a"], str(tweets_here))
+    finally:
+        shutil.rmtree(tweets_here)
     assert status.endswith("for the tweets task: pick two runs of the same task.")
     assert heat_a is None and heat_b is None and metrics["data"] == [] and true_pick["choices"] == []
     assert tab.compare(None, r["b"])[0] == "Pick two runs to compare (run A and run B)."
 
+    # A folder outside the run store is refused, whatever it holds.
+    outside = tmp_path / Path(r["b"]).name
+    shutil.copytree(r["b"], outside)
+    assert tab.compare(r["a"], str(outside))[0].endswith("' is not a run of the run store.")
+
     # A run deleted while the tab shows it.
-    copy = tmp_path / Path(r["b"]).name
+    copy = Path(store) / (Path(r["b"]).name + "-copy")
     shutil.copytree(r["b"], copy)
     assert tab.compare(r["a"], str(copy))[0].startswith("Comparing images runs")
     shutil.rmtree(copy)
     note, gallery, table = tab.show_cell(r["a"], str(copy), "A", "cat", "dog")
-    assert note == f"No run at '{copy}' (it may have been deleted)."
+    assert note.startswith("No run at '") and note.endswith("' (it may have been deleted).")
     assert gallery["visible"] is False and table["data"] == []
     assert tab.show_disagreements(r["a"], str(copy), "A right, B wrong")[0] == note
     assert tab.show_cell(r["a"], r["b"], "A", "zebra", "cat")[0].startswith("'zebra' is not a true label")
 
 
-def test_tab_shows_tweets_as_a_table(tab, tweet_run):
+def test_tab_shows_tweets_as_a_table(tab, tweet_run, monkeypatch):
+    monkeypatch.setenv("TRANSFER_LAB_RUNS", str(Path(tweet_run).parent))
     rows = raw(tweet_run, "predictions.jsonl")
     fake_as_real = [row for row in rows if row["label_name"] == "fake" and row["prediction_name"] == "real"]
     note, gallery, table = tab.show_cell(tweet_run, tweet_run, "B", "fake", "real")
@@ -309,13 +319,7 @@ def test_tab_shows_tweets_as_a_table(tab, tweet_run):
 # ---------------------------------------------------------------------------------------------------------------
 # The tab served, called with gradio_client
 # ---------------------------------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def test_tab_endpoints_over_http(tab, runs, monkeypatch):
+def test_tab_endpoints_over_http(tab, runs, monkeypatch, free_port):
     from gradio_client import Client
 
     monkeypatch.setenv("GRADIO_ANALYTICS_ENABLED", "False")
@@ -323,7 +327,7 @@ def test_tab_endpoints_over_http(tab, runs, monkeypatch):
     _, r = runs
     with gr.Blocks() as demo:
         tab.build()
-    port = _free_port()
+    port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
@@ -375,7 +379,8 @@ def _qa_run(root: Path, rows: list[dict], f1: float) -> str:
     return str(run.path)
 
 
-def test_qa_cells_are_answerable_by_answered_and_right_means_f1_half(tmp_path, tab):
+def test_qa_cells_are_answerable_by_answered_and_right_means_f1_half(tmp_path, tab, monkeypatch):
+    monkeypatch.setenv("TRANSFER_LAB_RUNS", str(tmp_path))
     def row(i, impossible, prediction, exact, f1):
         return {"id": f"q{i}", "question": f"question {i}?", "context": "passage", "answers": [] if impossible
                 else ["gold"], "prediction": prediction, "probability": 0.7, "no_answer_probability": 0.2,
@@ -398,7 +403,7 @@ def test_qa_cells_are_answerable_by_answered_and_right_means_f1_half(tmp_path, t
     assert d.a_right_b_wrong[2]["true"] == "(no answer)" and d.a_right_b_wrong[2]["a_prediction"] == "(no answer)"
     assert d.a_right_b_wrong[2]["a_confidence"] == 0.2 and d.a_right_b_wrong[0]["a_confidence"] == 0.7
     table = {r[0]: r[1:] for r in metrics_table(pair.a, pair.b)}
-    assert table["F1"] == [0.5, 0.4, pytest.approx(-0.1)] and table["test questions"] == [5, 5, 0]
+    assert table["F1 (Persian-normalised)"] == [0.5, 0.4, pytest.approx(-0.1)] and table["test questions"] == [5, 5, 0]
     status, _, curves, heat_a, _, true_pick, pred_pick = tab.compare(a, b)
     assert [list(r) for r in heat_a.data[0].z] == [[2, 1], [1, 1]]
     assert list(heat_a.data[0].x) == ["answered", "abstained"]

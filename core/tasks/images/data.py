@@ -14,6 +14,7 @@ import functools
 import hashlib
 import io
 import os
+import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,6 +51,31 @@ class ImageSplit:
                           self.source)
 
 
+def read_image_file(path: str | os.PathLike) -> bytes:
+    """The bytes of an image file, read only when it is a regular file within MAX_IMAGE_BYTES (checked with
+    ``os.stat`` first, and the read itself bounded): a device such as /dev/zero or a FIFO is refused, never read.
+
+    >>> read_image_file("/dev/zero")   # doctest: +SKIP
+    BadInputError: That is not an image file.
+    """
+    try:
+        info = os.stat(path)
+    except (OSError, ValueError):
+        raise BadInputError("The uploaded image could not be read; upload it again.") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise BadInputError("That is not an image file.")
+    if info.st_size > MAX_IMAGE_BYTES:
+        raise BadInputError(f"The image is {info.st_size / 2**20:.0f} MB; the limit is {MAX_IMAGE_BYTES // 2**20} MB.")
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_IMAGE_BYTES + 1)  # bounded even if the file grew after the stat
+    except OSError:
+        raise BadInputError("The uploaded image could not be read; upload it again.") from None
+    if len(data) > MAX_IMAGE_BYTES:
+        raise BadInputError(f"The image is over the {MAX_IMAGE_BYTES // 2**20} MB limit.")
+    return data
+
+
 def decode_image(data: bytes, size: int | None = None) -> torch.Tensor:
     """Decode any image (RGBA, grayscale, palette, huge) to a uint8 (3, H, W) tensor, optionally square-resized.
 
@@ -74,8 +100,8 @@ def decode_image(data: bytes, size: int | None = None) -> torch.Tensor:
             arr = np.asarray(rgb, dtype=np.uint8)
     except BadInputError:
         raise
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-        raise BadInputError(f"The file is not a readable image ({type(err).__name__}).") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        raise BadInputError("The file is not a readable image (a PNG, JPEG, GIF, BMP or WebP file).") from None
     return torch.from_numpy(arr.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -177,18 +203,28 @@ def load_image_folder(root: str | os.PathLike, split: str, size: int = FOLDER_IM
     return ImageSplit(torch.stack(images), torch.tensor(labels), classes, ids, f"folder:{base}{note}")
 
 
+CIFAR10_HUB_ID = "uoft-cs/cifar10"
+
+
 def load_cifar10_hub(split: str) -> ImageSplit:
-    """CIFAR-10 from the Hugging Face Hub (uoft-cs/cifar10) through ``datasets``; needs internet."""
+    """CIFAR-10 from the Hugging Face Hub (uoft-cs/cifar10) through ``datasets``: internet, or (HF_HUB_OFFLINE=1)
+    the prepared copy a previous online load left in the datasets cache."""
     try:
         import datasets
 
-        ds = datasets.load_dataset("uoft-cs/cifar10", split=split)
+        ds = datasets.load_dataset(CIFAR10_HUB_ID, split=split)
     except Exception as err:
         raise DataNotFoundError(f"Could not load CIFAR-10 from the Hub: {err}") from err
-    images = torch.stack([torch.from_numpy(np.asarray(im.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
+    # Label ids index CIFAR10_CLASSES everywhere (heads, confusion matrices): a copy with another order is refused.
+    names = getattr(ds.features.get("label"), "names", None)
+    if names is not None and tuple(names) != CIFAR10_CLASSES:
+        raise DataNotFoundError(f"The Hub copy {CIFAR10_HUB_ID} names its classes {', '.join(names)}, not "
+                                f"{', '.join(CIFAR10_CLASSES)} in that order.")
+    # np.array (a copy): the decoded PIL buffer is read-only, which torch.from_numpy warns about.
+    images = torch.stack([torch.from_numpy(np.array(im.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
                           for im in ds["img"]])
-    return ImageSplit(images, torch.tensor(ds["label"]), CIFAR10_CLASSES,
-                      [f"{split}/{i:05d}" for i in range(len(ds))], "hub:uoft-cs/cifar10")
+    return ImageSplit(images, torch.tensor(list(ds["label"]), dtype=torch.long), CIFAR10_CLASSES,
+                      [f"{split}/{i:05d}" for i in range(len(ds))], f"hub:{CIFAR10_HUB_ID}")
 
 
 def load_images(split: str, data_dir: str | os.PathLike | None = None) -> ImageSplit:
@@ -246,6 +282,21 @@ def split_train_val(labels: torch.Tensor, val_fraction: float, seed: int = 0) ->
     mask = torch.ones(len(labels), dtype=torch.bool)
     mask[val] = False
     return torch.nonzero(mask).flatten(), val
+
+
+SPLITS = ("train", "test")
+
+
+def statistics(split: ImageSplit) -> dict:
+    """Images per class, the image size and where the split came from.
+
+    >>> statistics(load_images("test"))["per_class"]["cat"]   # doctest: +SKIP
+    1000
+    """
+    counts = torch.bincount(split.labels, minlength=len(split.classes)).tolist() if len(split) else [0] * len(
+        split.classes)
+    return {"n": len(split), "per_class": dict(zip(split.classes, counts)),
+            "image_size": list(split.images.shape[2:]) if len(split) else None, "source": split.source}
 
 
 def load_examples(split: str, data_dir: str | os.PathLike | None = None,

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadSettingError, WeightsUnavailableError
-from core.weights import RANDOM, WeightsSource, resolve_weights
+from core.weights import RANDOM, WeightsSource, hub_available, load_from_source
 from core.registry import BuildRequest, ModelSpec, register
 
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -66,16 +66,21 @@ class Backbone(nn.Module):
 class SequentialCNN(Backbone):
     """CNNs whose features are a chain of modules: prefix modules, then last-block modules, then pooling.
 
-    ``flatten_pool=True`` keeps the spatial map and flattens it (VGG in the Keras experiments: 7x7x512 -> 25088);
-    otherwise timm's own global pooling gives one vector per image.
+    ``pool``: "timm" (timm's own global pooling: one vector per image), "avg" (global average pooling of the
+    feature map: VGG as the paper ran it, 512 features) or "flatten" (the spatial map flattened: VGG in the first
+    course report, 7x7x512 -> 25088). ``trainable`` (default: all of ``last``) is the part of the last block that
+    the last_block strategy trains; modules of ``last`` outside it stay frozen (the report that unfroze only
+    block5_conv1 ran block5's other convolutions frozen after it).
     """
 
-    def __init__(self, net: nn.Module, prefix: list[nn.Module], last: list[nn.Module], flatten_pool: bool = False):
+    def __init__(self, net: nn.Module, prefix: list[nn.Module], last: list[nn.Module], pool: str = "timm",
+                 trainable: list[nn.Module] | None = None):
         super().__init__(net)
         # Plain lists of modules that already live inside ``net``: registering them again would double-count.
         self._prefix = prefix
         self._last = last
-        self.flatten_pool = flatten_pool
+        self._trainable = last if trainable is None else trainable
+        self.pool = pool
 
     def forward_prefix(self, x):
         for m in self._prefix:
@@ -85,12 +90,14 @@ class SequentialCNN(Backbone):
     def forward_last(self, z):
         for m in self._last:
             z = m(z)
-        if self.flatten_pool:
+        if self.pool == "flatten":
             return z.flatten(1)  # (B, C*H*W)
+        if self.pool == "avg":
+            return F.adaptive_avg_pool2d(z, 1).flatten(1)  # (B, C)
         return self.net.forward_head(z, pre_logits=True)  # (B, C)
 
     def last_block_modules(self):
-        return list(self._last)
+        return list(self._trainable)
 
 
 class ViTBackbone(Backbone):
@@ -123,20 +130,25 @@ class ViTBackbone(Backbone):
 
 
 class SwinBackbone(Backbone):
-    """timm Swin: last block = the last stage (layers[-1]) + final norm."""
+    """timm Swin: last block = the last Swin block of the last stage (layers[-1].blocks[-1]) + final norm, as the
+    paper unfroze it (12,868,650 parameters with the paper head)."""
 
     def forward_prefix(self, x):
         x = self.net.patch_embed(x)
         for layer in self.net.layers[:-1]:
             x = layer(x)
+        stage = self.net.layers[-1]
+        x = stage.downsample(x)
+        for blk in stage.blocks[:-1]:
+            x = blk(x)
         return x  # (B, H, W, C)
 
     def forward_last(self, z):
-        z = self.net.norm(self.net.layers[-1](z))
+        z = self.net.norm(self.net.layers[-1].blocks[-1](z))
         return self.net.forward_head(z, pre_logits=True)
 
     def last_block_modules(self):
-        return [self.net.layers[-1], self.net.norm]
+        return [self.net.layers[-1].blocks[-1], self.net.norm]
 
 
 class CaitBackbone(Backbone):
@@ -320,10 +332,13 @@ class TimmArch:
 
 
 def _wrap(arch: TimmArch, net: nn.Module) -> Backbone:
-    if arch.wrap == "vgg":
+    if arch.wrap in ("vgg", "vgg_block5_conv1"):
         net.pre_logits = nn.Identity()  # timm's fc6/fc7 (as convs): the paper head replaces them
-        f = net.features
-        return SequentialCNN(net, list(f[:28]), list(f[28:]), flatten_pool=True)  # features[28] = block5_conv1
+        f = net.features  # features[28] = block5_conv1, [29] its ReLU, then block5_conv2..4 and the last pool
+        if arch.wrap == "vgg":  # the paper: all of block5 trained, global average pooling: 512 features
+            return SequentialCNN(net, list(f[:28]), list(f[28:]), pool="avg")
+        # the first course report: only block5_conv1 trained, the 7x7x512 map flattened: 25,088 features
+        return SequentialCNN(net, list(f[:28]), list(f[28:]), pool="flatten", trainable=[f[28]])
     if arch.wrap == "densenet":
         f = list(net.features.children())
         return SequentialCNN(net, f[:-2], f[-2:])  # last: denseblock4, norm5
@@ -331,8 +346,10 @@ def _wrap(arch: TimmArch, net: nn.Module) -> Backbone:
         return SequentialCNN(net, [net.conv1, net.bn1, net.act1, net.maxpool, net.layer1, net.layer2, net.layer3],
                              [net.layer4])
     if arch.wrap == "efficientnet":
-        blocks = list(net.blocks.children())
-        return SequentialCNN(net, [net.conv_stem, net.bn1, *blocks[:-1]], [blocks[-1], net.conv_head, net.bn2])
+        # last block: the last block of the last stage, then conv_head and bn2 (Lite0's last stage has one block)
+        stages = list(net.blocks.children())
+        *last_stage, last = list(stages[-1].children())
+        return SequentialCNN(net, [net.conv_stem, net.bn1, *stages[:-1], *last_stage], [last, net.conv_head, net.bn2])
     if arch.wrap == "vit":
         return ViTBackbone(net)
     if arch.wrap == "vit_distilled":
@@ -344,14 +361,14 @@ def _wrap(arch: TimmArch, net: nn.Module) -> Backbone:
     if arch.wrap == "beit":
         return BeitBackbone(net)
     if arch.wrap == "coat":
-        return WholeBackbone(net, [net.serial_blocks4, net.norm4])
+        return WholeBackbone(net, [net.serial_blocks4[-1], net.norm4])  # the paper's last block: 3,308,298
     raise ValueError(f"unknown backbone wrap {arch.wrap!r}")
 
 
 def _feature_dim(backbone: Backbone, input_size: int) -> int:
     """Width of what the head reads, found by one forward pass on meta tensors (no compute, no memory)."""
     net = backbone.net
-    if isinstance(backbone, SequentialCNN) and backbone.flatten_pool:
+    if isinstance(backbone, SequentialCNN) and backbone.pool == "flatten":
         # VGG: 512 channels at 1/32 of the input side.
         return 512 * (input_size // 32) ** 2
     return int(net.num_features)
@@ -401,26 +418,37 @@ def build_timm_image_model(spec: ModelSpec, request: BuildRequest, arch: TimmArc
     """Build a registry image model: pretrained from the Hub or an offline package when asked, else random."""
     import timm  # heavy import, only when a model is built
 
-    source = resolve_weights(request.weights, spec.name in _OFFLINE_LOADERS)
     torch.manual_seed(request.seed)  # random parts (the head, an untrained backbone) are reproducible
-    weights = RANDOM
-    if source == "hub":
+
+    def from_hub():
+        name = f"{arch.timm_name}.{arch.pretrained_tag}"
+        overlay = None
+        if not hub_available():
+            # timm has no offline switch: read the weights file straight from the Hub cache (python -m core
+            # prefetch, or an earlier online run, put it there), or give up at once instead of trying the network.
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(spec.hub_id, "model.safetensors")
+            if not isinstance(cached, str):
+                raise WeightsUnavailableError(f"The pretrained weights of {spec.name} ({spec.hub_id}) are not in "
+                                              "this machine's Hub cache and the Hub cannot be reached.")
+            overlay = dict(file=cached)
         try:
-            net = timm.create_model(f"{arch.timm_name}.{arch.pretrained_tag}", pretrained=True, num_classes=0)
-        except Exception as err:  # network or Hub error: say which weights are missing
+            return timm.create_model(name, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+        except Exception as err:  # network or Hub error (or not in the local cache): say which weights are missing
             raise WeightsUnavailableError(
                 f"Could not load the pretrained weights of {spec.name} from the Hub ({spec.hub_id}): {err}"
             ) from err
-        weights = WeightsSource.hub(spec.hub_id)
-    else:
-        net = timm.create_model(arch.timm_name, pretrained=False, num_classes=0)
-        if source == "offline":
-            loader = _OFFLINE_LOADERS.get(spec.name)
-            if loader is None:
-                raise WeightsUnavailableError(
-                    f"{spec.name} has no offline weights on this machine; it can only be built untrained."
-                )
-            weights = loader(net)
+
+    def from_config():
+        return timm.create_model(arch.timm_name, pretrained=False, num_classes=0)
+
+    def from_package():
+        net = from_config()
+        return net, _OFFLINE_LOADERS[spec.name](net)
+
+    net, weights = load_from_source(spec.name, request.weights, spec.hub_id, from_hub, from_config,
+                                    from_package if spec.name in _OFFLINE_LOADERS else None)
     cfg = net.pretrained_cfg
     input_size = int(cfg.get("input_size", (3, 224, 224))[-1])
     backbone = _wrap(arch, net)
@@ -439,7 +467,11 @@ def build_mlp(spec: ModelSpec, request: BuildRequest) -> MLPClassifier:
 
 # name: (arch, family, description)
 _TIMM_MODELS: dict[str, tuple[TimmArch, str, str]] = {
-    "vgg19": (TimmArch("vgg19", "tv_in1k", "vgg"), "cnn", "VGG19 (torchvision ImageNet weights)"),
+    "vgg19": (TimmArch("vgg19", "tv_in1k", "vgg"), "cnn",
+              "VGG19 (torchvision ImageNet weights), block5 and pooled 512 features as in the paper"),
+    "vgg19_block5_conv1": (TimmArch("vgg19", "tv_in1k", "vgg_block5_conv1"), "cnn",
+                           "VGG19 as the first course report ran it: only block5_conv1 unfrozen, the 7x7x512 map "
+                           "flattened into a 25,088-input head"),
     "densenet201": (TimmArch("densenet201", "tv_in1k", "densenet"), "cnn", "DenseNet201 (torchvision ImageNet weights)"),
     "resnet50": (TimmArch("resnet50", "tv_in1k", "resnet"), "cnn", "ResNet50 (torchvision ImageNet weights)"),
     "efficientnet_lite0": (TimmArch("tf_efficientnet_lite0", "in1k", "efficientnet"), "cnn",
@@ -461,16 +493,17 @@ _TIMM_MODELS: dict[str, tuple[TimmArch, str, str]] = {
 }
 
 _LAST_BLOCK = {
-    "vgg": "block5 (features[28:], from block5_conv1)",
+    "vgg": "block5 (features[28:], block5_conv1 to the last pool); global average pooling",
+    "vgg_block5_conv1": "block5_conv1 only (features[28]); the rest of block5 stays frozen; flattened head",
     "densenet": "denseblock4 + norm5",
     "resnet": "layer4",
-    "efficientnet": "blocks[6] + conv_head + bn2",
+    "efficientnet": "the last block of the last stage (blocks[-1][-1]) + conv_head + bn2",
     "vit": "blocks[-1] + norm",
     "vit_distilled": "blocks[11] + norm",
-    "swin": "layers[3] + norm",
+    "swin": "layers[3].blocks[-1] + norm",
     "cait": "blocks_token_only[1] + norm",
     "beit": "blocks[11] + norm/fc_norm",
-    "coat": "serial_blocks4 + norm4",
+    "coat": "serial_blocks4[-1] + norm4 (with stage 4's shared conv position encodings)",
 }
 
 

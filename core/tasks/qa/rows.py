@@ -14,9 +14,14 @@ TRUE_AXIS = ("answerable", "unanswerable")  # rows of a QA confusion matrix
 PREDICTED_AXIS = ("answered", "abstained")  # its columns
 RIGHT_F1 = 0.5  # an answer with at least this token F1 counts as right
 # SQuAD-v2 metrics for comparison tables: display name -> metrics.json key
-_METRICS = (("test questions", "total"), ("exact match", "exact"), ("F1", "f1"),
-            ("HasAns exact match", "HasAns_exact"), ("HasAns F1", "HasAns_f1"), ("HasAns questions", "HasAns_total"),
-            ("NoAns exact match", "NoAns_exact"), ("NoAns F1", "NoAns_f1"), ("NoAns questions", "NoAns_total"),
+# Persian-normalised scores first (metrics.json's exact/f1, the runs' headline), then the standard SQuAD-v2 ones
+_P = "Persian-normalised"
+_METRICS = (("test questions", "total"), (f"exact match ({_P})", "exact"), (f"F1 ({_P})", "f1"),
+            (f"HasAns exact match ({_P})", "HasAns_exact"), (f"HasAns F1 ({_P})", "HasAns_f1"),
+            ("HasAns questions", "HasAns_total"), (f"NoAns exact match ({_P})", "NoAns_exact"),
+            (f"NoAns F1 ({_P})", "NoAns_f1"), ("NoAns questions", "NoAns_total"),
+            ("exact match, standard SQuAD-v2", "squad_exact"), ("F1, standard SQuAD-v2", "squad_f1"),
+            ("HasAns F1, standard SQuAD-v2", "squad_HasAns_f1"),
             ("questions answered", "answered"), ("null threshold", "null_threshold"), ("test loss", "loss"))
 
 

@@ -140,9 +140,7 @@ class QATask(TaskRun):
         request = self._build_request(self.task_spec.num_outputs)
         spec = self.spec
         model = spec.build(spec, request)
-        if self.max_length > model.max_positions:
-            raise BadSettingError(f"max_length {self.max_length} is longer than {spec.name} can read "
-                                  f"({model.max_positions} tokens).")
+        self._check_max_length(model.max_positions)
         self.tokenizer()  # fail now, not at the first question, when no tokenizer is available
         return self._finish_model(model)
 

@@ -19,10 +19,7 @@ SPEC = register_task(TaskSpec(
     monitor="accuracy",
     inputs=(InputField("text", "text", "the tweet"),),
     head_words="classification head",
-    task_class="core.tasks.tweets.task:TweetTask",
-    row_class="core.tasks.tweets.rows:TweetRow",
-    data_loader="core.tasks.tweets.data:load_examples",
-    models_module="core.tasks.tweets.models",
-    presets_module="core.tasks.tweets.presets",
+    adapter="TweetTask",
+    row="TweetRow",
     order=2,
 ))

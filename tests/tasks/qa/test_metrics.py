@@ -109,3 +109,18 @@ def test_missing_prediction_or_no_examples_is_a_clear_error():
         squad_v2_scores({"a": "تهران"}, [_example("a", "تهران"), _example("b", None)])
     with pytest.raises(BadInputError, match="no questions"):
         squad_v2_scores({}, [])
+
+
+def test_scores_come_both_ways_persian_normalised_and_standard_squad():
+    from core.tasks.qa.metrics import normalize_persian, normalize_squad, squad_v2_scores
+    from core.tasks.qa.data import QAExample
+
+    # Arabic yeh/kaf and a hamza mark against the Persian spelling: equal for the Persian normalisation only.
+    examples = [QAExample("1", "", "کتاب‌های ایرانی", "?", (("کتاب", 0),), False),
+                QAExample("2", "", "x", "?", (), True)]
+    scores = squad_v2_scores({"1": "كتاب", "2": ""}, examples)
+    assert scores["exact"] == 1.0 and scores["f1"] == 1.0  # Persian-normalised: ك == ک
+    assert scores["squad_exact"] == 0.5 and scores["squad_f1"] == 0.5  # standard: only the abstention matches
+    assert scores["squad_NoAns_exact"] == 1.0 and scores["squad_HasAns_exact"] == 0.0
+    assert normalize_persian("مسئله\u0654") == normalize_persian("مسئله")  # U+0654 (hamza above) is dropped
+    assert normalize_persian("آ\u0653") == "آ" and normalize_squad("The answer.") == "answer"

@@ -7,15 +7,13 @@ import json
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from core import registry
 from core.registry import parameter_counts
 from core.config import TrainConfig
-from core.tasks.qa.data import QAExample, load_pquad
+from core.tasks.qa.data import load_pquad
 from core.errors import BadInputError, UnknownModelError, WeightsUnavailableError
-from core.freezing import apply_strategy, count_parameters
-from core.weights import hub_available
+from core.freezing import apply_strategy
 from core.tasks.qa import models as M
 from core.registry import BuildRequest
 from core.tasks.qa.task import QATask, hold_out_passages, make_split
@@ -36,13 +34,7 @@ PASSAGE = ("تهران پایتخت و پرجمعیت‌ترین شهر ایرا
 QUESTION = "پایتخت ایران کجاست؟"
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No test may reach the network: the Hub counts as unreachable (only its local cache is looked at)."""
-    monkeypatch.setenv("TRANSFER_LAB_OFFLINE", "1")
-    hub_available.cache_clear()
-    yield
-    hub_available.cache_clear()
+pytestmark = pytest.mark.usefixtures("offline")  # tests/conftest.py: the Hub counts as unreachable
 
 
 def tiny_model(family: str = "bert", seed: int = 0) -> M.QAModel:

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from core import registry
 from core.errors import BadInputError, BadSettingError, WeightsUnavailableError
 from core.freezing import STRATEGIES, apply_strategy, count_parameters
-from core.weights import RANDOM, hub_available
+from core.weights import RANDOM
 from core.tasks.tweets import models as M
 from core.registry import BuildRequest
 
@@ -18,13 +18,7 @@ TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_he
             max_position_embeddings=64, type_vocab_size=2, pad_token_id=0)
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    """No test may reach the network: the Hub counts as unreachable (only its local cache is looked at)."""
-    monkeypatch.setenv("TRANSFER_LAB_OFFLINE", "1")
-    hub_available.cache_clear()
-    yield
-    hub_available.cache_clear()
+pytestmark = pytest.mark.usefixtures("offline")  # tests/conftest.py: the Hub counts as unreachable
 
 
 def tiny_model(spec_name: str, seed: int = 0) -> M.TweetClassifier:

