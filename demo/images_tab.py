@@ -27,8 +27,8 @@ from gradio.utils import get_upload_folder
 from core.tasks.images.data import decode_image, first_test_image_per_class, read_image_file
 from core.errors import BadInputError, TransferLabError
 from demo.explain_panel import explain_column, explain_image_columns, methods_update
-from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
-                          predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
+from demo.pickers import (INFERENCE_CONCURRENCY, checked_input, label_columns, md_escape, model_heading,
+                          picker_panel, predict_columns, refresh_pickers)
 
 N_MODELS = 3
 TOP_K = 5
@@ -101,40 +101,26 @@ def image_result(title: str, info, result: list[dict] | None, error: str) -> tup
     return "\n\n".join(lines), {r["label"]: r["probability"] for r in result}
 
 
+def readable_image(image) -> bytes:
+    """The image's bytes, after one sentence for an empty, corrupt or oversized file (before any model loads)."""
+    data = image_bytes(image)
+    decode_image(data, size=32)
+    return data
+
+
 def classify_image(image, *refs: str | None):
     """Event handler: (status, then heading and top-5 label for each of the ``N_MODELS`` pickers)."""
-    status = ""
-    try:
-        data = image_bytes(image)
-        decode_image(data, size=32)  # one sentence for an empty, corrupt or oversized file, before any model loads
-    except BadInputError as err:
-        status = str(err)
-    if not status and not any(refs):
-        status = "Pick at least one model."
+    data, status = checked_input(lambda: readable_image(image), refs)
     if status:
         return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
-    outputs = []
-    for i, ref in enumerate(refs):
-        if not ref:
-            outputs += [unpicked_heading(f"Model {i + 1}"), None]
-            continue
-        info, result, error = predict_with(ref, "images", lambda task: task.predict_image(data, top_k=TOP_K))
-        outputs += list(image_result(f"Model {i + 1}", info, result, error))
-    return ("", *outputs)
+    return ("", *predict_columns("images", refs, lambda task: task.predict_image(data, top_k=TOP_K), image_result))
 
 
 def explain_image(image, ref_1: str | None, ref_2: str | None, ref_3: str | None, method_1: str | None,
                   method_2: str | None, method_3: str | None, shared_scale: bool = False, progress=gr.Progress()):
     """Event handler: (status, then per model: explanation HTML and figure, the map over the upscaled image)."""
     refs = (ref_1, ref_2, ref_3)
-    status = ""
-    try:
-        data = image_bytes(image)
-        decode_image(data, size=32)
-    except BadInputError as err:
-        status = str(err)
-    if not status and not any(refs):
-        status = "Pick at least one model."
+    data, status = checked_input(lambda: readable_image(image), refs)
     if status:
         return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
     return ("", *explain_image_columns(data, refs, (method_1, method_2, method_3), bool(shared_scale), progress))

@@ -212,3 +212,26 @@ def label_columns(n: int, num_top_classes: int, what: str, below: Callable[[int]
                 if below is not None:
                     extras.append(below(i))
     return results if below is None else (results, extras)
+
+
+def checked_input(read: Callable[[], T], refs) -> tuple[T | None, str]:
+    """(the input as ``read`` returns it, "") or (None, one sentence) when the input is unusable (``read`` raises
+    BadInputError) or no model is picked: what every prediction tab checks before it loads a model."""
+    try:
+        value = read()
+    except BadInputError as err:
+        return None, str(err)
+    return value, ("" if any(refs) else "Pick at least one model.")
+
+
+def predict_columns(task_name: str, refs, predict: Callable, render: Callable) -> list:
+    """Per picker: [heading, value] of its model's prediction (``predict(task)``, drawn by ``render(title, info,
+    result, error)``), or the unpicked heading and None."""
+    outputs = []
+    for i, ref in enumerate(refs):
+        if not ref:
+            outputs += [unpicked_heading(f"Model {i + 1}"), None]
+            continue
+        info, result, error = predict_with(ref, task_name, predict)
+        outputs += list(render(f"Model {i + 1}", info, result, error))
+    return outputs

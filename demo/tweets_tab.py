@@ -7,11 +7,10 @@ from pathlib import Path
 import gradio as gr
 
 from core.tasks.tweets.data import clean_tweet
-from core.errors import BadInputError
 from core.paths import REPO_ROOT
 from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
-from demo.pickers import (label_columns, md_escape, model_heading, picker_panel,
-                          predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
+from demo.pickers import (INFERENCE_CONCURRENCY, checked_input, label_columns, md_escape, model_heading,
+                          picker_panel, predict_columns, refresh_pickers)
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "tweet_examples.json"
 N_MODELS = 3
@@ -35,32 +34,10 @@ def tweet_result(title: str, info, result: dict | None, error: str) -> tuple[str
 
 def classify_tweet(text: str | None, *refs: str | None):
     """Event handler: (status, then heading and label for each of the ``N_MODELS`` pickers)."""
-    status = ""
-    try:
-        clean_tweet(text)  # the same check the models make: one sentence for empty text
-    except BadInputError as err:
-        status = str(err)
-    if not status and not any(refs):
-        status = "Pick at least one model."
+    _, status = checked_input(lambda: clean_tweet(text), refs)  # the models' own check: one sentence for empty text
     if status:
         return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
-    outputs = []
-    for i, ref in enumerate(refs):
-        if not ref:
-            outputs += [unpicked_heading(f"Model {i + 1}"), None]
-            continue
-        info, result, error = predict_with(ref, "tweets", lambda task: task.predict_text(text))
-        outputs += list(tweet_result(f"Model {i + 1}", info, result, error))
-    return ("", *outputs)
-
-
-def check_tweet(text: str | None) -> str:
-    """One sentence when the tweet cannot be read (empty), else ""."""
-    try:
-        clean_tweet(text)
-    except BadInputError as err:
-        return str(err)
-    return ""
+    return ("", *predict_columns("tweets", refs, lambda task: task.predict_text(text), tweet_result))
 
 
 def explain_tweet(text: str | None, ref_1: str | None, ref_2: str | None, ref_3: str | None,
@@ -69,7 +46,7 @@ def explain_tweet(text: str | None, ref_1: str | None, ref_2: str | None, ref_3:
                   progress=gr.Progress()):
     """Event handler: (status, then per model: explanation HTML, figure, layer picker, head picker)."""
     refs = (ref_1, ref_2, ref_3)
-    status = check_tweet(text) or ("" if any(refs) else "Pick at least one model.")
+    _, status = checked_input(lambda: clean_tweet(text), refs)
     if status:
         return (f"**{md_escape(status)}**", *(None, None, gr.update(), gr.update()) * len(refs))
     columns = explain_text_columns("tweets", {"text": text}, refs, (method_1, method_2, method_3),
