@@ -44,6 +44,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-dir")
+    parser.add_argument("--only", help="comma-separated methods to time (default: all)")
     args = parser.parse_args()
 
     image = _png(first_test_image_per_class(args.data_dir, ("cat",))[0][1])
@@ -54,12 +55,16 @@ def main() -> None:
         ("coat_lite_small", "grad_cam", {"image": image}, {}, args.repeats),
         ("deit_small_distilled", "attention_rollout", {"image": image}, {}, args.repeats),
         ("cait_s24", "attention_rollout", {"image": image}, {}, args.repeats),
+        ("deit_small_distilled", "gradient_rollout", {"image": image}, {}, args.repeats),
         ("efficientnet_lite0", "activations", {"image": image}, {}, args.repeats),
         ("minilm", "integrated_gradients", {"text": tweet}, {"steps": 50}, args.repeats),
         ("minilm", "attention_rollout", {"text": tweet}, {}, args.repeats),
         ("e5_small", "integrated_gradients", {"question": QUESTION, "context": PASSAGE},
          {"steps": 16, "max_length": 128, "stride": 32}, 1),
     ]
+    if args.only:
+        wanted = set(args.only.split(","))
+        cases = [c for c in cases if c[1] in wanted]
     cache = PredictorCache(max_bytes=2 * 2**30)
     print(f"torch threads: {torch.get_num_threads()}, load: {os.getloadavg()[0]:.2f} (1 min)")
     print("| model | method | weights | seconds (median of timed calls) | first call | detail |")

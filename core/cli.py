@@ -13,7 +13,7 @@ from dataclasses import fields
 
 from core import registry
 from core.config import TrainConfig
-from core.errors import BadInputError, CancelledError, TransferLabError
+from core.errors import BadInputError, CancelledError, TransferLabError, WeightsUnavailableError
 from core.freezing import STRATEGIES
 from core.presets import PRESETS, compose_settings
 
@@ -214,6 +214,26 @@ def cmd_runs(args) -> None:
         head = r["headline"]
         head = f"{r['headline_metric']} {head:.4f}" if isinstance(head, (int, float)) else "-"
         print(f"{r['id']:50} {r['task'] or '-':7} {r['status'] or '-':10} {head}")
+
+
+def cmd_prefetch(args) -> None:
+    """Fill the Hugging Face caches with every Hub model, tokenizer and data set the app uses (core/prefetch.py)."""
+    from core.prefetch import failure_sentence, prefetch
+
+    def show(row) -> None:
+        reason = f"  {row.reason}" if row.reason else ""
+        print(f"{row.status:15} {row.kind:9} {row.id:55} {row.seconds:7.1f}s{reason}", flush=True)
+
+    report = prefetch(args.task, on_row=None if args.json else show)
+    if args.json:
+        _print_json(report)
+    else:
+        c = report["counts"]
+        print(f"{c['fetched']} fetched, {c['already cached']} already cached, {c['failed']} failed "
+              f"(Hub cache {report['hub_cache']}, datasets cache {report['datasets_cache']})")
+    sentence = failure_sentence(report)
+    if sentence:
+        raise WeightsUnavailableError(sentence)
 
 
 # Help for each TrainConfig field's `train` flag, keyed by field name (tests/test_cli.py checks it covers them all).
@@ -424,6 +444,13 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true")
     x.add_argument("--out", help="write the explanation as a PNG here")
     x.set_defaults(func=cmd_explain)
+
+    pf = sub.add_parser("prefetch", help="download every Hub model, tokenizer and data set the app uses into the "
+                                         "local caches, so this machine later runs without network",
+                        parents=common)
+    pf.add_argument("--task", choices=tasks, help="only what this task uses (default: every task)")
+    pf.add_argument("--json", action="store_true")
+    pf.set_defaults(func=cmd_prefetch)
     return p
 
 

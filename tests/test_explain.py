@@ -299,6 +299,47 @@ def test_image_rollout_is_a_distribution_over_the_patch_grid(name):
         assert 0 < coarse.sum() <= 1 + 1e-6
 
 
+@pytest.mark.parametrize("name", ["vit_large_patch32", "deit_small_distilled", "cait_s24", "beit_base"])
+def test_gradient_rollout_is_class_specific_and_non_negative(name):
+    task = image_task(name)
+    maps = [explain(task, "gradient_rollout", {"image": sample_image()}, target=t) for t in (0, 3)]
+    coarse = [np.asarray(m.extras["coarse"]) for m in maps]
+    assert all(c.shape == (4, 4) and (c >= 0).all() and np.isfinite(c).all() for c in coarse)
+    assert maps[0].target == 0 and maps[1].target == 3 and maps[0].array().shape == (32, 32)
+    assert not np.allclose(coarse[0], coarse[1])  # unlike plain rollout, another class gives another map
+    plain = np.asarray(explain(task, "attention_rollout", {"image": sample_image()}).extras["coarse"])
+    assert not np.allclose(coarse[0], plain)
+
+
+def test_gradient_rollout_weights_attention_by_its_gradient_by_hand():
+    from core.explain.capture import image_layout
+    from core.explain.gradient_rollout import weighted_attentions
+    from core.explain.inputs import encode_image
+
+    task = image_task("vit_large_patch32")
+    model = task.model.eval()
+    x = model.preprocess(encode_image(task, sample_image()))
+    layout = image_layout(model)
+    self_maps, _, target = weighted_attentions(model, x, layout, 2)
+    # By hand for the last block: its attention probabilities and their gradient, from the unfused formula.
+    blk = model.backbone.net.blocks[-1].attn
+    kept = {}
+    handle = blk.attn_drop.register_forward_hook(lambda m, a, out: kept.setdefault("a", out))
+    for m in model.modules():
+        if hasattr(m, "fused_attn"):
+            m.fused_attn = False
+    try:
+        (grad,) = torch.autograd.grad(model(x.detach().requires_grad_(True))["logits"][0, 2], [kept["a"]])
+    finally:
+        handle.remove()
+        for m in model.modules():
+            if hasattr(m, "fused_attn"):
+                m.fused_attn = True
+    expected = torch.relu(grad[0] * kept["a"][0]).detach().numpy()
+    assert target == 2
+    np.testing.assert_allclose(self_maps[-1], expected, rtol=1e-4, atol=1e-8)
+
+
 def test_captured_timm_attention_equals_the_unfused_softmax():
     from core.explain.capture import image_attentions, image_layout
     from core.explain.inputs import encode_image
@@ -357,6 +398,7 @@ CASES = [
     ("swin_base", "grad_cam", lambda m: m.heads[0], None, 1),
     ("vit_large_patch32", "attention_rollout", lambda m: m.backbone.net.blocks[-1].mlp, None, 0),  # unfused
     ("vit_large_patch32", "activations", lambda m: m.backbone.net.blocks[-1], None, 0),
+    ("vit_large_patch32", "gradient_rollout", lambda m: m.backbone.net.blocks[-1].mlp, None, 0),
 ]
 
 
@@ -403,7 +445,7 @@ def test_attention_implementation_is_switched_for_the_capture_and_back():
 def test_methods_per_model():
     table = {s.name: methods_for(s) for s in registry.list_models()}
     assert table["efficientnet_lite0"] == ["grad_cam", "activations"]
-    assert table["deit_base_distilled"] == ["attention_rollout", "activations"]
+    assert table["deit_base_distilled"] == ["attention_rollout", "gradient_rollout", "activations"]
     assert table["swin_base"] == ["grad_cam", "activations"]
     assert table["mlp"] == []
     assert table["e5_small"] == table["minilm_bigru"] == ["integrated_gradients", "attention", "attention_rollout"]

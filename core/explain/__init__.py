@@ -4,7 +4,7 @@ Which methods apply to which model is decided here (:data:`METHODS`, each method
 ModelSpec alone, so the UI offers only what applies:
 
     images, cnn                      grad_cam, activations
-    images, ViT / DeiT / CaiT / BEiT attention_rollout, activations
+    images, ViT / DeiT / CaiT / BEiT attention_rollout, gradient_rollout, activations
     images, Swin / CoaT              grad_cam, activations
     images, mlp                      (none)
     tweets and qa, every encoder     integrated_gradients, attention, attention_rollout
@@ -25,10 +25,11 @@ from core.explain.attention import AttentionMap
 from core.explain.attention_rollout import AttentionRollout
 from core.explain.base import Explanation, Method
 from core.explain.gradcam import GradCAM
+from core.explain.gradient_rollout import GradientRollout
 from core.explain.integrated_gradients import IntegratedGradients
 
 METHODS: dict[str, Method] = {m.name: m for m in (IntegratedGradients(), AttentionMap(), AttentionRollout(),
-                                                   GradCAM(), Activations())}
+                                                   GradientRollout(), GradCAM(), Activations())}
 
 __all__ = ["Explanation", "Method", "METHODS", "methods_for", "explain"]
 
