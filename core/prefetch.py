@@ -48,48 +48,9 @@ class DatasetPlan:
     load: Callable[[str], object]
 
 
-def _tweets_data() -> DatasetPlan:
-    from core.tasks.tweets.data import _HUB_SPLITS, HUB_DATASET_ID, load_split
-
-    return DatasetPlan(HUB_DATASET_ID, tuple(_HUB_SPLITS.values()), tuple(_HUB_SPLITS),
-                       lambda split: load_split(split, source="hub"))
-
-
-def _qa_data() -> DatasetPlan:
-    from core.paths import data_dir
-    from core.tasks.qa.data import PQUAD_FILES, PQUAD_HUB_ID, _load_hub_pquad
-
-    # load_pquad(split) goes to the Hub only when the local pquad/ folder is absent; a machine that has it
-    # would fetch nothing, so the Hub branch of load_pquad is called directly.
-    splits = tuple(PQUAD_FILES)
-    return DatasetPlan(PQUAD_HUB_ID, splits, splits, lambda split: _load_hub_pquad(split, PQUAD_HUB_ID, data_dir()))
-
-
-def _images_data() -> DatasetPlan:
-    from core.tasks.images.data import CIFAR10_HUB_ID, load_cifar10_hub
-
-    return DatasetPlan(CIFAR10_HUB_ID, ("train", "test"), ("train", "test"), load_cifar10_hub)
-
-
-def _tweet_tokenizer(spec_name: str):
-    from core.tasks.tweets.models import load_tokenizer
-
-    return load_tokenizer(spec_name)
-
-
-def _qa_tokenizer(spec_name: str):
-    from core.tasks.qa.models import load_qa_tokenizer
-
-    return load_qa_tokenizer(spec_name)
-
-
-# What each task loads from the Hub besides model weights: its data set's Hub copy and (text tasks) the
-# tokenizer loader users run. tests/hub/test_prefetch.py checks that every registered task has an entry.
-TASK_HUB_DATA: dict[str, tuple[Callable[[], DatasetPlan], Callable[[str], object] | None]] = {
-    "tweets": (_tweets_data, _tweet_tokenizer),
-    "qa": (_qa_data, _qa_tokenizer),
-    "images": (_images_data, None),
-}
+def dataset_plan(task_name: str) -> DatasetPlan:
+    """A task's data set Hub copy, as its data.py declares it (TaskSpec.hub_dataset)."""
+    return DatasetPlan(**registry.get_task(task_name).hub_dataset())
 
 
 @dataclass
@@ -128,13 +89,12 @@ def plan(task: str | None = None) -> list[Item]:
 
     for kind in ("model", "tokenizer"):
         for task_name in tasks:
-            tokenizer = TASK_HUB_DATA.get(task_name, (None, None))[1]
+            tokenizer = registry.get_task(task_name).tokenizer_loader()
             for spec in registry.list_models(task_name):
                 if spec.hub_id and (kind == "model" or tokenizer is not None):
                     add(kind, spec.hub_id, task_name, spec.name)
     for task_name in tasks:
-        if task_name in TASK_HUB_DATA:
-            add("dataset", TASK_HUB_DATA[task_name][0]().hub_id, task_name, None)
+        add("dataset", dataset_plan(task_name).hub_id, task_name, None)
     return list(items.values())
 
 
@@ -148,7 +108,7 @@ def _cached_file(repo_id: str, filename: str, repo_type: str = "model") -> str |
 
 def _missing_model(item: Item) -> str | None:
     """None when an offline run finds the item's weights in the Hub cache, else what is missing."""
-    if registry.get(item.used_by[0]).task == "images" and item.id.startswith("timm/"):
+    if registry.get_task(registry.get(item.used_by[0]).task).image_inputs and item.id.startswith("timm/"):
         return None if _cached_file(item.id, _TIMM_WEIGHTS) else f"{_TIMM_WEIGHTS} of {item.id}"
     if not _cached_file(item.id, "config.json"):
         return f"config.json of {item.id}"
@@ -185,7 +145,7 @@ def _datasets_cache() -> Path:
 def _missing_dataset(item: Item) -> str | None:
     """The prepared arrow cache ``datasets.load_dataset`` reads offline:
     ``<HF_DATASETS_CACHE>/<org>___<name>/<config>/<version>/<hash>/<name>-<split>[-NNNNN-of-NNNNN].arrow``."""
-    data = TASK_HUB_DATA[item.task][0]()
+    data = dataset_plan(item.task)
     folder = _datasets_cache() / item.id.replace("/", "___")
     name = item.id.split("/")[-1]
     absent = [split for split in data.hub_splits
@@ -214,7 +174,7 @@ def _fetch_model(item: Item) -> None:
 
 
 def _fetch_tokenizer(item: Item) -> None:
-    tokenizer = TASK_HUB_DATA[item.task][1](item.used_by[0])
+    tokenizer = registry.get_task(item.task).tokenizer_loader()(item.used_by[0])
     if getattr(tokenizer, "transfer_lab_source", "") != f"hub:{item.id}":
         # The loader preferred an offline package; an offline run without it reads the Hub copy, so fetch that
         # too, through the same call the loaders' Hub branch makes.
@@ -226,7 +186,7 @@ def _fetch_tokenizer(item: Item) -> None:
 
 
 def _fetch_dataset(item: Item) -> None:
-    data = TASK_HUB_DATA[item.task][0]()
+    data = dataset_plan(item.task)
     for split in data.loader_splits:
         data.load(split)
         gc.collect()

@@ -119,6 +119,15 @@ class TaskSpec:
             inputs[f.name] = value
         return inputs
 
+    def hub_dataset(self) -> dict:
+        """The data set's Hub copy: ``hub_id``, ``hub_splits``, ``loader_splits`` and ``load(split)`` (data.py's
+        ``hub_dataset``), what ``python -m core prefetch`` fetches."""
+        return _import(f"{self.package}.data:hub_dataset")()
+
+    def tokenizer_loader(self):
+        """``load_tokenizer(model name)`` of a text task's models.py, or None for a task without tokenizers."""
+        return getattr(importlib.import_module(self.models_module), "load_tokenizer", None)
+
     def splits(self) -> tuple[str, ...]:
         """The data set's splits (``python -m core data`` reports each)."""
         return tuple(_import(f"{self.package}.data:SPLITS"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from core import registry
+from core import estimate, registry
 from core.config import TrainConfig
 from core.errors import BadSettingError, TransferLabError
 from core.presets import PRESETS, compose_settings, get_preset
@@ -153,6 +153,9 @@ def _whole(value, what: str, required: bool, zero_is_none: bool = False) -> int 
             raise BadSettingError(f"Fill in the {what}.")
         return None
     if not math.isfinite(number) or number != int(number) or number < 1:
+        if zero_is_none:
+            raise BadSettingError(f"The {what} must be a whole number of examples, or 0 for all of them; got "
+                                  f"{value}.")
         raise BadSettingError(f"The {what} must be a whole number of at least 1; got {value}.")
     return int(number)
 
@@ -187,12 +190,55 @@ def _ahead(position: int) -> str:
     return f"{position} job{'s' if position != 1 else ''} ahead of yours"
 
 
+def estimate_text(task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
+                  minutes=None, preset=None) -> str:
+    """Markdown: how long the form's run takes on this machine (a measured probe, cached per model, strategy and
+    batch), or the sentence saying what is wrong with the settings."""
+    try:
+        cfg = config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes,
+                               preset)
+        return f"**Estimated time here:** {estimate.estimate_run(cfg).text()}."
+    except TransferLabError as err:
+        return f"**Estimated time here:** none yet. {err}"
+
+
+def _confirmation(cfg: TrainConfig) -> str | None:
+    try:
+        est = estimate.estimate_run(cfg)
+    except TransferLabError:
+        est = None  # no data to size the run by: the run itself will say so
+    return estimate.confirmation_reason(cfg, est)
+
+
+def request_start(job_id, task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
+                  minutes=None, preset=None) -> tuple:
+    """The Start button's first step: whether the run may start without asking (status, Start-anyway button,
+    confirmed). A run long here or of an untrained model is not started: the status says why and "Start anyway"
+    appears; otherwise the status is left to :func:`start_training`, which runs next with ``confirmed``."""
+    current = job_snapshot(job_id)
+    if current is None or current["status"] not in ACTIVE:  # an active job: start_training refuses in one sentence
+        try:
+            cfg = config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes,
+                                   preset)
+        except TransferLabError:
+            cfg = None  # start_training says what is wrong
+        reason = _confirmation(cfg) if cfg is not None else None
+        if reason:
+            return reason, gr.update(visible=True), False
+    return gr.skip(), gr.update(visible=False), True
+
+
 def start_training(job_id, task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
-                   minutes=None, preset=None) -> tuple[str | None, str]:
+                   minutes=None, preset=None, confirmed: bool = True) -> tuple:
     """Submit the form as a new job: (the session's job id, status sentence).
 
-    A session runs one job at a time; on any mistake the session keeps its previous job id.
+    ``confirmed`` False (the Start button found the run needs confirming, :func:`request_start`) changes nothing.
+    Scripts (``/start_training``: ``confirmed`` is a session State, True unless the page's Start button set it) and
+    the "Start anyway" button are never asked. A session runs one job at a time; on any mistake the session keeps
+    its previous job id.
     """
+    if confirmed is False:
+        return gr.skip(), gr.skip()
     current = job_snapshot(job_id)
     if current is not None and current["status"] in ACTIVE:
         return job_id, (f"Your job {job_id} is still {current['status']}; cancel it or let it finish before "
@@ -208,20 +254,48 @@ def start_training(job_id, task, model, strategy, epochs, lr, batch_size, train_
     return job.id, f"Job {job.id} submitted ({cfg.model}, {cfg.strategy}): {where}."
 
 
+def job_config(snap: dict) -> dict | None:
+    """The job's TrainConfig fields: its own, or (a resume) the run's saved ones."""
+    if snap.get("config"):
+        return snap["config"]
+    if snap.get("run_dir"):
+        try:
+            return stored_run(Path(snap["run_dir"]).name).train_config().to_json()
+        except (TransferLabError, OSError, ValueError):
+            return None
+    return None
+
+
+def job_title(snap: dict) -> str:
+    """'Job 3fa2 — images · efficientnet_lite0 · feature_extraction · run 20261202-…': which run this is."""
+    cfg = job_config(snap) or {}
+    parts = [cfg[k] for k in ("task", "model", "strategy") if cfg.get(k)]
+    if snap.get("run_dir"):
+        parts.append(f"run {Path(snap['run_dir']).name}")
+    return f"Job {snap['id']}" + (f" — {' · '.join(parts)}" if parts else "")
+
+
 def status_text(snap: dict) -> str:
-    """One sentence on where the job stands: its queue position, or how it ended and why."""
-    job, status, message = snap["id"], snap["status"], snap.get("message") or ""
+    """One sentence on where the job stands, naming it (task, model, strategy, run): its queue position, its
+    epoch, or how it ended and why."""
+    title, status, message = job_title(snap), snap["status"], snap.get("message") or ""
     if status == "queued":
-        return f"Job {job} is queued: {_ahead(snap['position'])}." if snap["position"] else f"Job {job} is next."
+        return f"{title}: queued, {_ahead(snap['position'])}." if snap["position"] else f"{title}: next in the queue."
     if status == "running":
-        return f"Job {job}: {message}" if snap.get("cancelling") else f"Job {job} is running."
+        if snap.get("cancelling"):
+            return f"{title}: {message}"
+        progress = snap.get("progress") or {}
+        if progress.get("epochs"):
+            epoch = min(progress.get("epoch", 0) + 1, progress["epochs"])
+            return f"{title}: epoch {epoch}/{progress['epochs']}, {PHASES.get(progress.get('phase'), 'running')}."
+        return f"{title}: starting."
     if status == "completed":
-        return f"Job {job} completed. {message}".strip()
+        return f"{title}: completed. {message}".strip()
     if status in RESUMABLE:
         again = " Press Resume to continue from its checkpoint." if snap.get("run_dir") else ""
         ended = {"cancelled": "was cancelled", "interrupted": "was interrupted"}.get(status, "stopped")
-        return f"Job {job} {ended}. {message}{again}".strip()
-    return f"Job {job} failed: {message}"
+        return f"{title}: {ended}. {message}{again}".strip()
+    return f"{title}: failed. {message}".strip()
 
 
 def _secs(seconds: float) -> str:
@@ -311,23 +385,44 @@ def job_figure(snap: dict):
     return curves_figure({_job_label(snap): snap["history"]}, metric)
 
 
-def poll_job(job_id: str | None, shown: str | None = None) -> tuple:
-    """One timer tick: (status, progress, curves, stats, shown key, timer update).
+def poll_job(job_id: str | None, shown: str | None = None, said: str | None = None) -> tuple:
+    """One timer tick: (status, progress, curves, stats, shown key, status said, timer update).
 
     ``shown`` names the job and epoch count already drawn; the figure is only rebuilt and sent when a new epoch
-    finished. The timer switches itself off once the job has ended.
+    finished. ``said`` is the status line this poll last wrote: an unchanged one is not sent again, so a sentence
+    a button wrote since (a refusal, a mistake in the form) stays until the job's status really changes. The timer
+    switches itself off once the job has ended.
     """
     stop = gr.Timer(active=False)
     if not job_id:
-        return "No job in this session yet: pick the settings and press Start.", "", gr.skip(), gr.skip(), shown, stop
+        line = "No job in this session yet: pick the settings and press Start."
+        return (line if line != said else gr.skip()), "", gr.skip(), gr.skip(), shown, line, stop
     try:
         snap = jobs().snapshot(job_id)
     except TransferLabError as err:
-        return str(err), "", gr.skip(), gr.skip(), shown, stop
+        return (str(err) if str(err) != said else gr.skip()), "", gr.skip(), gr.skip(), shown, str(err), stop
     key = f"{job_id}:{len(snap['history'])}"
     figure = job_figure(snap) if key != shown else gr.skip()
     timer = stop if snap["status"] not in ACTIVE else gr.Timer(active=True)
-    return status_text(snap), progress_text(snap["progress"]), figure, stats_text(snap), key, timer
+    line = status_text(snap)
+    return (line if line != said else gr.skip()), progress_text(snap["progress"]), figure, stats_text(snap), key, \
+        line, timer
+
+
+def restore_form(job_id: str | None) -> tuple:
+    """Page load: the form shows the settings of the browser's queued or running job (after a reload), else is
+    left as it is. (task, model, strategy, epochs, lr, batch size, train limit, eval limit, minutes, preset,
+    parameter text)."""
+    snap = job_snapshot(job_id)
+    cfg = job_config(snap) if snap is not None and snap["status"] in ACTIVE else None
+    if not cfg:
+        return (gr.skip(),) * 11
+    preset = cfg.get("preset") or NO_PRESET
+    return (cfg["task"], gr.update(choices=model_options(cfg["task"]), value=cfg["model"]),
+            gr.update(choices=strategy_options(cfg["model"]), value=cfg["strategy"]), cfg["epochs"],
+            "" if cfg.get("lr") is None else f"{cfg['lr']:g}", cfg["batch_size"], cfg.get("train_limit") or 0,
+            cfg.get("eval_limit") or 0, cfg.get("max_minutes") or 0,
+            gr.update(choices=preset_options(cfg["task"]), value=preset), parameter_text(cfg["model"], cfg["strategy"]))
 
 
 def follow_job(job_id: str | None) -> dict:
@@ -401,6 +496,9 @@ def build(job_state: gr.State | None = None) -> None:
     models0 = model_options(task0)
     model0 = _first_model(models0)
     strategy0 = _default_strategy(model0, None) if model0 else None
+    sized = estimate.default_settings()  # a run of about a minute on this machine (core/estimate.py)
+    said = gr.State(None)  # the status line the poll last wrote
+    start_gate = gr.State(True)  # False while a Start waits for "Start anyway"
 
     with gr.Row():
         task = gr.Radio(list(registry.task_names()), value=task0, label="Task")
@@ -417,16 +515,20 @@ def build(job_state: gr.State | None = None) -> None:
         # removed from the choices; on_model then falls back to a supported one (config_from_form checks it).
         strategy = gr.Dropdown(strategy_options(model0), value=strategy0, label="Strategy", allow_custom_value=True)
     params = gr.Markdown(parameter_text(model0, strategy0))
+    # No minimum on the numbers: Gradio's own pop-up would pre-empt the form's one-sentence status
+    # (config_from_form checks every value).
     with gr.Row():
-        epochs = gr.Number(TrainConfig.epochs, label="Epochs", precision=0, minimum=1)
+        epochs = gr.Number(sized["epochs"], label="Epochs", precision=0)
         lr = gr.Textbox("", label="Learning rate", placeholder="blank = the model's default")
-        batch_size = gr.Number(TrainConfig.batch_size, label="Batch size", precision=0, minimum=1)
+        batch_size = gr.Number(TrainConfig.batch_size, label="Batch size", precision=0)
     with gr.Row():
-        train_limit = gr.Number(0, label="Train limit (examples, 0 = all)", precision=0, minimum=0)
-        eval_limit = gr.Number(0, label="Eval limit (examples, 0 = all)", precision=0, minimum=0)
-        minutes = gr.Number(0, label="Time budget (minutes, 0 = none)", minimum=0)
+        train_limit = gr.Number(sized["train_limit"], label="Train limit (examples, 0 = all)", precision=0)
+        eval_limit = gr.Number(sized["eval_limit"], label="Eval limit (examples, 0 = all)", precision=0)
+        minutes = gr.Number(0, label="Time budget (minutes, 0 = none)")
+    estimate_md = gr.Markdown("**Estimated time here:** measuring…")
     with gr.Row():
         start = gr.Button("Start", variant="primary")
+        start_anyway = gr.Button("Start anyway", variant="stop", visible=False)
         cancel = gr.Button("Cancel", variant="stop")
         resume = gr.Button("Resume")
         resume_pick = gr.Dropdown([], value=None, label="Run to resume (blank = this browser's last job)",
@@ -444,7 +546,17 @@ def build(job_state: gr.State | None = None) -> None:
     strategy.input(parameter_text, [model, strategy], params, api_name="parameter_counts")
     preset.input(apply_preset, preset, [task, model, strategy, epochs, lr, batch_size, params],
                  api_name="apply_preset")
-    start.click(start_training, [job_state, *form], [job_state, status], api_name="start_training")
+    # Start: request_start asks for confirmation when it should, then start_training runs unless it did. The gate
+    # is a State, so /start_training keeps its parameters and a script never needs to confirm.
+    start.click(request_start, [job_state, *form], [status, start_anyway, start_gate], api_name="request_start").then(
+        start_training, [job_state, *form, start_gate], [job_state, status], api_name="start_training")
+    start_anyway.click(start_training, [job_state, *form], [job_state, status], api_name="start_anyway").then(
+        lambda: (gr.update(visible=False), True), None, [start_anyway, start_gate], api_name="hide_start_anyway",
+        show_progress="hidden")
+    gr.on(triggers=[c.change for c in form], fn=estimate_text, inputs=form, outputs=estimate_md,
+          api_name="estimate_run", trigger_mode="always_last", show_progress="hidden")
+    gr.on(triggers=[c.input for c in form], fn=lambda: gr.update(visible=False), outputs=start_anyway,
+          api_name="form_edited", show_progress="hidden")
     cancel.click(cancel_job, job_state, status, api_name="cancel_job")
     resume.click(resume_training, [job_state, resume_pick], [job_state, status], api_name="resume_training")
     resume_pick.focus(resumable_runs, None, resume_pick, api_name="resumable_runs", show_progress="hidden")
@@ -452,6 +564,9 @@ def build(job_state: gr.State | None = None) -> None:
     # page load: a job id restored from the browser (gr.BrowserState) is polled again, so a reload loses nothing
     gr.on(triggers=None, fn=follow_job, inputs=job_state, outputs=timer, api_name="follow_job_on_load",
           show_progress="hidden")
+    gr.on(triggers=None, fn=restore_form, inputs=job_state, outputs=[*form, params], api_name="restore_form",
+          show_progress="hidden").then(estimate_text, form, estimate_md, api_name="estimate_on_load",
+                                       show_progress="hidden")
     # Polling reads a snapshot under a lock: cheap, so every session may poll at once.
-    timer.tick(poll_job, [job_state, shown], [status, progress, curves, stats, shown, timer], api_name="poll_job",
-               show_progress="hidden", concurrency_limit=None)
+    timer.tick(poll_job, [job_state, shown, said], [status, progress, curves, stats, shown, said, timer],
+               api_name="poll_job", show_progress="hidden", concurrency_limit=None)

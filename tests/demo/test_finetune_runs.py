@@ -80,8 +80,10 @@ def test_start_and_poll_a_job_until_completed(store):
     again, refusal = _start(job_id)  # loading CIFAR alone takes longer than this call
     assert again == job_id and refusal.startswith(f"Your job {job_id} is still ")
 
-    (status, progress, _, stats, shown, timer), figure = _poll_until(job_id, _ended)
-    assert status.startswith(f"Job {job_id} completed. Finished: test accuracy 0.")
+    (status, progress, _, stats, shown, _, timer), figure = _poll_until(job_id, _ended)
+    run_id = Path(jobs().snapshot(job_id)["run_dir"]).name  # the status line names the task, model, strategy, run
+    assert status.startswith(f"Job {job_id} — images · mlp · scratch · run {run_id}: completed. Finished: test "
+                             "accuracy 0.")
     assert progress.startswith("Done after")
     assert timer.active is False and shown == f"{job_id}:2"
     assert [t.name for t in figure.data] == ["train loss", "val loss", "train accuracy", "val accuracy"]
@@ -89,7 +91,6 @@ def test_start_and_poll_a_job_until_completed(store):
     assert "**Seconds per epoch:**" in stats and "855,050 of 855,050 (100.0%)" in stats
     # Nothing new finished: the next tick does not resend the figure.
     assert not isinstance(finetune_tab.poll_job(job_id, shown)[2], go.Figure)
-    run_id = Path(jobs().snapshot(job_id)["run_dir"]).name
     assert runs_tab.run_rows()[0][:5] == [run_id, "images", "mlp", "scratch", "completed"]
 
 
@@ -146,7 +147,7 @@ def test_cancel_keeps_the_checkpoint_and_resume_continues(store):
     assert message == f"Run {run_id} is still queued or training; cancel it before deleting it."
     assert finetune_tab.cancel_job(job_id).startswith(f"Cancelling job {job_id}")
     (status, *_, timer), _ = _poll_until(job_id, _ended)
-    assert status.startswith(f"Job {job_id} was cancelled. ")
+    assert status.startswith(f"Job {job_id} — images · mlp · scratch · run {run_id}: was cancelled. ")
     assert status.endswith("Press Resume to continue from its checkpoint.")
     assert timer.active is False and open_run(run_id).has_checkpoint()
     assert finetune_tab.cancel_job(job_id) == f"Job {job_id} has already ended (cancelled)."
@@ -167,11 +168,12 @@ def test_each_session_sees_its_place_in_the_shared_queue(store):
     second, _ = _start()
     third, message = _start()
     assert message == f"Job {third} submitted (mlp, scratch): queued, 2 jobs ahead of yours."
-    assert finetune_tab.poll_job(third)[0] == f"Job {third} is queued: 2 jobs ahead of yours."
-    assert finetune_tab.poll_job(second)[0] == f"Job {second} is queued: 1 job ahead of yours."
+    assert finetune_tab.poll_job(third)[0] == f"Job {third} — images · mlp · scratch: queued, 2 jobs ahead of yours."
+    assert finetune_tab.poll_job(second)[0] == f"Job {second} — images · mlp · scratch: queued, 1 job ahead of yours."
     assert finetune_tab.cancel_job(third) == f"Job {third} is cancelled; it had not started."
     status, *_, timer = finetune_tab.poll_job(third)
-    assert status == f"Job {third} was cancelled. Cancelled before it started." and timer.active is False
+    assert status == f"Job {third} — images · mlp · scratch: was cancelled. Cancelled before it started."
+    assert timer.active is False
     assert finetune_tab.resume_training(third)[1] == \
         f"Job {third} was cancelled before it started; there is nothing to resume, press Start."
     for job in (second, first):

@@ -340,3 +340,9 @@ def first_test_image_per_class(data_dir: str | os.PathLike | None = None,
         if len(hits):
             out.append((name, split.images[int(hits[0])].permute(1, 2, 0).numpy()))
     return out
+
+
+def hub_dataset() -> dict:
+    """CIFAR-10's Hub copy for ``python -m core prefetch`` (see core/tasks/tweets/data.py)."""
+    return {"hub_id": CIFAR10_HUB_ID, "hub_splits": ("train", "test"), "loader_splits": ("train", "test"),
+            "load": load_cifar10_hub}

@@ -381,3 +381,11 @@ def load_examples(split: str, data_dir: str | os.PathLike | None = None,
     if data_file is not None:
         return load_squad_json(data_file)
     return load_pquad(split, data_dir)
+
+
+def hub_dataset() -> dict:
+    """PQuAD's Hub copy for ``python -m core prefetch`` (see core/tasks/tweets/data.py). ``load_pquad`` reads a
+    local pquad/ folder when there is one, so prefetching calls its Hub branch directly."""
+    splits = tuple(PQUAD_FILES)
+    return {"hub_id": PQUAD_HUB_ID, "hub_splits": splits, "loader_splits": splits,
+            "load": lambda split: _load_hub_pquad(split, PQUAD_HUB_ID, resolve_data_dir())}

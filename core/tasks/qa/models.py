@@ -294,6 +294,11 @@ def build_qa_model(spec: ModelSpec, request: BuildRequest, arch: QAArch) -> QAMo
     return model
 
 
+def load_tokenizer(spec_name: str):
+    """The task's tokenizer loader by its conventional name (TaskSpec.tokenizer_loader): load_qa_tokenizer."""
+    return load_qa_tokenizer(spec_name)
+
+
 def load_qa_tokenizer(spec_name: str):
     """The fast tokenizer of a registered QA model; ``tokenizer.transfer_lab_source`` says where it came from.
 

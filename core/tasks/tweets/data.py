@@ -330,3 +330,10 @@ def load_examples(split: str, data_dir: str | os.PathLike | None = None,
     if data_file is not None:
         return load_tweets_csv(data_file)
     return load_split(split, data_dir)
+
+
+def hub_dataset() -> dict:
+    """The data set's Hub copy for ``python -m core prefetch``: its id, the Hub split names (as ``datasets``
+    caches them), the same splits as :func:`load_split` names them, and the loader users run."""
+    return {"hub_id": HUB_DATASET_ID, "hub_splits": tuple(_HUB_SPLITS.values()), "loader_splits": tuple(_HUB_SPLITS),
+            "load": lambda split: load_split(split, source="hub")}
