@@ -9,6 +9,7 @@ as "these are random weights"). Rendering lives elsewhere (:mod:`core.explain.pn
 """
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,7 +80,7 @@ class Explanation:
         }
 
 
-class Method:
+class Method(abc.ABC):
     """One explanation method. Subclasses set ``name`` and ``kind`` and implement ``applies_to`` and ``explain``.
 
     ``applies_to(spec)`` answers from a ModelSpec alone (no model is built), so the UI can offer only what applies;
@@ -91,8 +92,10 @@ class Method:
     kind: str = ""
     description: str = ""
 
+    @abc.abstractmethod
     def applies_to(self, spec) -> bool:
-        raise NotImplementedError
+        """Whether this method explains models of this ModelSpec."""
 
+    @abc.abstractmethod
     def explain(self, task_run, inputs: dict, target=None, **settings) -> Explanation:
-        raise NotImplementedError
+        """One prediction of ``task_run.model`` explained."""
