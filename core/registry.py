@@ -143,11 +143,6 @@ class TaskSpec:
             raise BadSettingError(f"The {self.name} task has no image inputs.")
         return _import(f"{self.package}.data:test_images")(ids, data_dir)
 
-    def to_json(self) -> dict:
-        return {"name": self.name, "title": self.title, "description": self.description,
-                "labels": list(self.labels) if self.labels else None, "num_outputs": self.num_outputs,
-                "headline": self.headline, "monitor": self.monitor,
-                "inputs": [{"name": i.name, "kind": i.kind, "help": i.help} for i in self.inputs]}
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,6 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from core import registry
 from core.engine.rows import PredictionRow
 from core.errors import RunNotFoundError
 from core.paths import runs_dir
@@ -238,12 +237,6 @@ class Run:
 
     def read_predictions(self) -> list[dict]:
         return _read_jsonl(self.path / "predictions.jsonl")
-
-    def read_rows(self) -> list[PredictionRow]:
-        """predictions.jsonl as the run's task's PredictionRow dataclasses (TaskSpec.row)."""
-        task = (self.read_config().get("train") or {}).get("task")
-        row_cls = registry.get_task(task).row_class()
-        return [row_cls.from_json(r) for r in self.read_predictions()]
 
     # -- weights and checkpoints -----------------------------------------------------------------------------
     def save_weights(self, tensors: dict[str, torch.Tensor]) -> None:
