@@ -11,10 +11,12 @@ from core.weights import WEIGHT_CHOICES
 # The allowed values of each fixed-choice setting: the one place TrainConfig.validate and the CLI's flags read them
 # from (task and strategy come from the registry instead).
 CHOICES: dict[str, tuple[str, ...]] = {
-    "optimizer": ("adam", "adamw"),
+    "optimizer": ("adam", "adamw", "sgd"),
     "scheduler": ("plateau", "step", "none"),
     "weights": WEIGHT_CHOICES,
-    "head": ("paper", "linear"),
+    "head": ("paper", "paper_1024", "linear"),
+    "normalize": ("backbone", "cifar10", "half"),
+    "precision": ("auto", "fp32", "bf16"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -43,7 +45,9 @@ class TrainConfig:
     lr: float | None = None  # None: the default for the model and strategy (see resolved_lr)
     batch_size: int = 64
     eval_batch_size: int = 64
-    optimizer: str = "adam"  # adam | adamw
+    optimizer: str = "adam"  # adam | adamw | sgd
+    momentum: float = 0.9  # sgd only
+    nesterov: bool = False  # sgd only: Nesterov momentum
     weight_decay: float = 0.0
     scheduler: str = "plateau"  # plateau (on the validation monitor) | step | none
     plateau_factor: float = 0.6
@@ -64,7 +68,10 @@ class TrainConfig:
     cache_max_gb: float = 4.0  # larger caches fall back to the uncached path
     hflip: bool = True  # images: random horizontal flips while training
     weights: str = "auto"  # auto | hub | offline | random
-    head: str = "paper"  # images: paper (the course's head) | linear (one Linear; what `core svm` fits)
+    head: str = "paper"  # images: paper (the course's head, 256 units) | paper_1024 (the same, 1024 units) | linear
+    normalize: str = "backbone"  # images: backbone (its ImageNet mean/std) | cifar10 (CIFAR-10 mean/std) | half (0.5/0.5)
+    log_every: int = 0  # steps between points of the per-step training loss history; 0: about 50 points per epoch
+    precision: str = "auto"  # auto (bf16 autocast where the device supports it and it pays) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
     max_length: int | None = None  # text tasks: tokens per example (window size for QA)
     doc_stride: int = 128  # QA: overlap between windows
@@ -85,6 +92,14 @@ class TrainConfig:
             if value is not None and (not _whole(value) or value < 1):
                 raise BadSettingError(f"The {name.replace('_', ' ')} must be a positive number of examples; "
                                       f"got {value}.")
+        if not _whole(self.log_every) or self.log_every < 0:
+            raise BadSettingError(f"Log every must be a whole number of steps of at least 0; got {self.log_every}.")
+        if not isinstance(self.nesterov, bool):
+            raise BadSettingError(f"Nesterov must be true or false; got {self.nesterov}.")
+        if not (isinstance(self.momentum, (int, float)) and math.isfinite(self.momentum) and 0 <= self.momentum < 1):
+            raise BadSettingError(f"Momentum must be at least 0 and below 1; got {self.momentum}.")
+        if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):
+            raise BadSettingError("Nesterov momentum needs the sgd optimizer and a momentum above 0.")
         if not _whole(self.seed) or self.seed < 0:
             raise BadSettingError(f"The seed must be a whole number of at least 0; got {self.seed}.")
         if self.max_length is not None and (not _whole(self.max_length) or

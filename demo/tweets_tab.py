@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import gradio as gr
@@ -9,11 +10,14 @@ import gradio as gr
 from core.tasks.tweets.data import clean_tweet
 from core.paths import REPO_ROOT
 from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
-from demo.pickers import (INFERENCE_CONCURRENCY, checked_input, label_columns, md_escape, model_heading,
-                          picker_panel, predict_columns, refresh_pickers)
+from demo.pickers import (INFERENCE_CONCURRENCY, checked_input, label_columns, load_model, md_escape,
+                          model_heading, picker_panel, predict_columns, predict_with, refresh_pickers,
+                          unpicked_heading, user_message)
 
 EXAMPLES_FILE = REPO_ROOT / "assets" / "tweet_examples.json"
 N_MODELS = 3
+# Requests Gradio gathers into one call of classify_tweets (one forward pass per model for all of them).
+MAX_BATCH = int(os.environ.get("TRANSFER_LAB_TWEET_BATCH", "16"))
 
 
 def load_examples(path: Path = EXAMPLES_FILE) -> list[dict]:
@@ -38,6 +42,50 @@ def classify_tweet(text: str | None, *refs: str | None):
     if status:
         return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
     return ("", *predict_columns("tweets", refs, lambda task: task.predict_text(text), tweet_result))
+
+
+def _column(title: str, ref, texts: list[str]) -> list[tuple[str, dict | None]]:
+    """(heading, label) per text for one picker: its model loaded once, one forward pass for all the texts."""
+    if not ref:
+        return [(unpicked_heading(title), None)] * len(texts)
+    info = None
+    try:
+        task, info = load_model(ref, "tweets")
+        results = task.predict_texts(texts)
+    except Exception as err:  # noqa: BLE001 (the UI boundary)
+        if info is None:  # the model itself is unusable: the same sentence for every request that picked it
+            return [tweet_result(title, None, None, user_message(err))] * len(texts)
+        # the batch failed (e.g. out of memory): each text alone, so one bad text fails only its own answer
+        return [tweet_result(title, *predict_with(ref, "tweets", lambda t, x=x: t.predict_text(x)))
+                for x in texts]
+    return [tweet_result(title, info, r, "") for r in results]
+
+
+def classify_tweets(texts: list, *refs: list) -> tuple[list, ...]:
+    """Batched event handler (Gradio ``batch=True``): one list per input, one list per output. Each request is
+    checked alone (its one sentence in its own status, never failing the others); the good ones are grouped by
+    picked model, so each model runs one forward pass for all the requests that picked it."""
+    n = len(texts)
+    rows: list[list] = [[None] * (1 + 2 * len(refs)) for _ in range(n)]
+    good = []
+    for i in range(n):
+        item_refs = [r[i] for r in refs]
+        _, status = checked_input(lambda: clean_tweet(texts[i]), item_refs)
+        if status:
+            rows[i][0] = f"**{md_escape(status)}**"
+        else:
+            rows[i][0] = ""
+            good.append(i)
+    for c, column in enumerate(refs):
+        groups: dict = {}
+        for i in good:
+            key = column[i] if isinstance(column[i], str) or column[i] is None else repr(column[i])
+            groups.setdefault(key, []).append(i)
+        for key, idx in groups.items():
+            answers = _column(f"Model {c + 1}", column[idx[0]], [texts[i] for i in idx])
+            for i, (heading, label) in zip(idx, answers):
+                rows[i][1 + 2 * c], rows[i][2 + 2 * c] = heading, label
+    return tuple(list(col) for col in zip(*rows)) if n else tuple([] for _ in range(1 + 2 * len(refs)))
 
 
 def explain_tweet(text: str | None, ref_1: str | None, ref_2: str | None, ref_3: str | None,
@@ -73,8 +121,8 @@ def build() -> None:
             explain_status = gr.Markdown()
     results, columns = label_columns(N_MODELS, 2, "P(real) / P(fake)",
                                      below=lambda i: explain_column(f"Model {i + 1}", pickers[i].value, True))
-    gr.on([go.click, tweet.submit], classify_tweet, [tweet, *pickers], [status, *results], api_name="tweet_classify",
-          concurrency_limit=INFERENCE_CONCURRENCY)
+    gr.on([go.click, tweet.submit], classify_tweets, [tweet, *pickers], [status, *results], api_name="tweet_classify",
+          batch=True, max_batch_size=MAX_BATCH, concurrency_limit=INFERENCE_CONCURRENCY)
     refresh.click(refresh_models, pickers, pickers, api_name="tweet_refresh_models")
     methods = [c.method for c in columns]
     gr.on([p.change for p in pickers], methods_update, pickers, methods, api_name="tweet_explain_methods")

@@ -77,6 +77,9 @@ class FitState:
     train_count: int = 0
     epoch_seconds: float = 0.0  # training seconds spent in the epoch in progress
     first_loss: float | None = None  # the run's first training loss: what the divergence guard compares with
+    log_loss_sum: float = 0.0  # the step-history interval in progress: summed step losses, steps, seconds
+    log_steps: int = 0
+    log_seconds: float = 0.0
     history: list[dict] = field(default_factory=list)
 
 
@@ -98,6 +101,9 @@ def make_optimizer(cfg: TrainConfig, params: list[torch.nn.Parameter], lr: float
         raise BadSettingError("This strategy leaves no parameter trainable.")
     if cfg.optimizer == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "sgd":  # the course's MLP: SGD with (Nesterov) momentum
+        return torch.optim.SGD(params, lr=lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                               weight_decay=cfg.weight_decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=cfg.weight_decay)
 
 
@@ -111,10 +117,25 @@ def make_scheduler(cfg: TrainConfig, optimizer: torch.optim.Optimizer):
     return None
 
 
-def _autocast(device: torch.device):
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """Whether training runs under bf16 autocast: always for "bf16", never for "fp32"; "auto" only on a GPU
+    (on a CPU, bf16 autocast has not been measured against fp32 yet, so auto keeps fp32 there)."""
+    if precision == "bf16":
+        return True
+    if precision == "fp32":
+        return False
+    return device.type == "cuda"
+
+
+def _autocast(device: torch.device, precision: str = "auto"):
+    if use_bf16(precision, device):
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
+
+
+def log_interval(log_every: int, steps_per_epoch: int) -> int:
+    """Steps between step-history points: ``log_every``, or with 0 about 50 points per epoch (at least 1 step)."""
+    return log_every if log_every > 0 else max(1, steps_per_epoch // 50)
 
 
 def _is_oom(err: BaseException) -> bool:
@@ -150,6 +171,7 @@ class Trainer:
             "epoch": s.epoch, "step_in_epoch": s.step_in_epoch, "global_step": s.global_step,
             "train_loss_sum": s.train_loss_sum, "train_correct": s.train_correct, "train_count": s.train_count,
             "epoch_seconds": s.epoch_seconds, "first_loss": s.first_loss,
+            "log_loss_sum": s.log_loss_sum, "log_steps": s.log_steps, "log_seconds": s.log_seconds,
             "optimizer": opt_meta,
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
         }, opt_tensors)
@@ -170,6 +192,10 @@ class Trainer:
         s.train_loss_sum, s.train_correct = meta["train_loss_sum"], meta["train_correct"]
         s.train_count, s.epoch_seconds = meta["train_count"], meta["epoch_seconds"]
         s.first_loss = meta.get("first_loss")
+        s.log_loss_sum, s.log_steps = meta.get("log_loss_sum", 0.0), meta.get("log_steps", 0)
+        s.log_seconds = meta.get("log_seconds", 0.0)
+        # Steps done after the checkpoint are redone: keep the step history up to it.
+        self.run.write_steps([row for row in self.run.read_steps() if row["step"] <= s.global_step])
         # Epochs finished after the checkpoint was written are redone: keep history up to the checkpoint.
         s.history = [row for row in self.run.read_history() if row["epoch"] < s.epoch]
         self.run.write_history(s.history)
@@ -236,6 +262,7 @@ class Trainer:
         budget = self.budget_minutes * 60 if self.budget_minutes else None
         steps_per_epoch = len(task.train_batches(0))
         total_steps = steps_per_epoch * cfg.epochs
+        every = log_interval(cfg.log_every, steps_per_epoch)
         self.run.set_status("running", f"Training {cfg.model} ({cfg.strategy}).")
         train_seconds, steps_this_process = 0.0, 0
 
@@ -257,7 +284,7 @@ class Trainer:
                     t_epoch = now
                     self.save_checkpoint()
                 t0 = time.monotonic()
-                with _autocast(task.device):
+                with _autocast(task.device, cfg.precision):
                     loss, correct, count = task.train_step(batch)
                 self._check_divergence(float(loss.detach()))
                 self.optimizer.zero_grad(set_to_none=True)
@@ -271,6 +298,11 @@ class Trainer:
                 s.train_loss_sum += loss.detach().item() * count
                 s.train_correct += correct
                 s.train_count += count
+                s.log_loss_sum += loss.detach().item()
+                s.log_steps += 1
+                s.log_seconds += dt
+                if s.log_steps >= every or s.step_in_epoch == len(batches):
+                    self._log_steps()
                 self._emit("train", s.step_in_epoch, len(batches), loss.detach().item(), total_steps=total_steps,
                            train_seconds=train_seconds, steps_this_process=steps_this_process)
                 if budget is not None and time.monotonic() - self.started > budget and \
@@ -295,6 +327,14 @@ class Trainer:
         self._final_evaluation()
         return self.run
 
+    def _log_steps(self) -> None:
+        """One step-history point: the mean loss of the steps since the last one (an epoch's last steps close
+        a shorter interval, so no point spans two epochs)."""
+        s = self.state
+        self.run.append_step({"epoch": s.epoch, "step": s.global_step, "loss": s.log_loss_sum / s.log_steps,
+                              "lr": self.optimizer.param_groups[0]["lr"], "seconds": s.log_seconds})
+        s.log_loss_sum, s.log_steps, s.log_seconds = 0.0, 0, 0.0
+
     def _end_epoch(self, total_steps: int) -> None:
         s, task = self.state, self.task
         row = {
@@ -302,7 +342,8 @@ class Trainer:
             "train_loss": s.train_loss_sum / max(1, s.train_count),
             "train_accuracy": s.train_correct / max(1, s.train_count),
             "lr": self.optimizer.param_groups[0]["lr"],
-            "seconds": s.epoch_seconds,
+            "seconds": s.epoch_seconds,  # training seconds of the epoch
+            "train_seconds": s.epoch_seconds,
         }
         if task.has_split("val"):
             t0 = time.monotonic()
@@ -312,6 +353,7 @@ class Trainer:
             row["val_loss"] = val.metrics["loss"]
             row[f"val_{task.monitor}"] = val.metrics[task.monitor]
             row["eval_seconds"] = time.monotonic() - t0
+            row["val_seconds"] = row["eval_seconds"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val.metrics[task.monitor])
         if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
@@ -409,6 +451,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
             if run.read_status().get("status") == "completed":
                 raise BadSettingError(f"Run {run.id} is completed and has no checkpoint to continue from.")
             run.write_history([])
+            run.write_steps([])
     else:
         if cfg is None:
             raise BadSettingError("Give a training configuration or a run to resume.")

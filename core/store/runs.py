@@ -4,7 +4,8 @@
   config.json        the TrainConfig, the model spec, where the weights came from, parameter counts
   status.json        queued | running | completed | cancelled | stopped | failed | interrupted, a one-sentence
                      message, and while running the pid, host and heartbeat time of the training process
-  history.jsonl      one JSON object per epoch (losses, metrics, learning rate, seconds)
+  history.jsonl      one JSON object per epoch (losses, metrics, learning rate, train and validation seconds)
+  steps.jsonl        one JSON object every ``log_every`` steps (epoch, global step, mean loss, lr, seconds)
   metrics.json       final test metrics
   predictions.jsonl  one JSON object per test example (id, label, prediction, probabilities, ...)
   weights.safetensors            trainable parameters and all buffers (frozen pretrained weights are rebuilt)
@@ -223,6 +224,19 @@ class Run:
     def read_history(self) -> list[dict]:
         return _read_jsonl(self.path / "history.jsonl")
 
+    def append_step(self, row: dict) -> None:
+        """Append one step-history row to steps.jsonl as a single line write; a line torn by a crash is skipped
+        when reading, and a resume rewrites the file (atomically) up to its checkpoint."""
+        with open(self.path / "steps.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def write_steps(self, rows: list[dict]) -> None:
+        _write_jsonl_atomic(self.path / "steps.jsonl", rows)
+
+    def read_steps(self) -> list[dict]:
+        """The per-step training loss history: [{"epoch", "step", "loss", "lr", "seconds"}, ...]."""
+        return _read_jsonl(self.path / "steps.jsonl", skip_torn=True)
+
     def write_metrics(self, metrics: dict) -> None:
         _write_json_atomic(self.path / "metrics.json", metrics)
 
@@ -303,13 +317,17 @@ def weights_label(record) -> str | None:
     return f"pretrained ({source.label()})" if source.pretrained else "untrained"
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path, skip_torn: bool = False) -> list[dict]:
     if not path.is_file():
         return []
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if line.strip():
-            rows.append(json.loads(line))
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                if not skip_torn:
+                    raise
     return rows
 
 

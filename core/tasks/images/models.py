@@ -25,15 +25,42 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-def paper_head(in_features: int, num_classes: int) -> nn.Sequential:
+HALF_MEAN = HALF_STD = (0.5, 0.5, 0.5)
+# head setting -> hidden units of the paper head (paper_1024: R4's Dense(1024) head on ResNet50)
+PAPER_HEAD_WIDTHS = {"paper": 256, "paper_1024": 1024}
+
+
+def paper_head(in_features: int, num_classes: int, hidden: int = 256) -> nn.Sequential:
     """The course's classifier head: (B, *feat) -> (B, classes)."""
     return nn.Sequential(
         nn.Flatten(),
-        nn.Linear(in_features, 256),
+        nn.Linear(in_features, hidden),
         nn.ELU(),
         nn.Dropout(0.5),
-        nn.Linear(256, num_classes),
+        nn.Linear(hidden, num_classes),
     )
+
+
+def normalization(setting: str, backbone_mean: tuple[float, ...], backbone_std: tuple[float, ...]):
+    """(mean, std) a run normalises with: ``backbone`` (the backbone's pretrained statistics), ``cifar10`` (R2's
+    CIFAR-10 statistics) or ``half`` (R0's 0.5 / 0.5)."""
+    if setting == "backbone":
+        return tuple(backbone_mean), tuple(backbone_std)
+    if setting == "cifar10":
+        return CIFAR10_MEAN, CIFAR10_STD
+    if setting == "half":
+        return HALF_MEAN, HALF_STD
+    raise BadSettingError(f"Unknown normalisation '{setting}'; use backbone, cifar10 or half.")
+
+
+def set_normalization(model: nn.Module, setting: str) -> nn.Module:
+    """Make ``model.preprocess`` normalise with ``setting`` (see ``normalization``); the built model's own
+    mean/std stand for ``backbone``."""
+    if setting != "backbone":
+        mean, std = normalization(setting, (), ())
+        model.mean = torch.tensor(mean, device=model.mean.device).view(1, 3, 1, 1)
+        model.std = torch.tensor(std, device=model.std.device).view(1, 3, 1, 1)
+    return model
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -243,10 +270,11 @@ class ImageClassifier(nn.Module):
             # One Linear over all the head's inputs flattened (both DeiT tokens): what a fitted SVM becomes.
             self.heads = nn.ModuleList([nn.Sequential(nn.Flatten(),
                                                       nn.Linear(feature_dim * backbone.n_outputs, num_classes))])
-        elif head == "paper":
-            self.heads = nn.ModuleList(paper_head(feature_dim, num_classes) for _ in range(backbone.n_outputs))
+        elif head in PAPER_HEAD_WIDTHS:
+            self.heads = nn.ModuleList(paper_head(feature_dim, num_classes, PAPER_HEAD_WIDTHS[head])
+                                       for _ in range(backbone.n_outputs))
         else:
-            raise BadSettingError(f"Unknown head '{head}'; use paper or linear.")
+            raise BadSettingError(f"Unknown head '{head}'; use paper, paper_1024 or linear.")
         self.num_classes = num_classes
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean).view(1, 3, 1, 1), persistent=False)

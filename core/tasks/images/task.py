@@ -48,7 +48,10 @@ class ImageTask(TaskRun):
             raise BadSettingError("Load the data (or give the label names) before building an image model.")
         self.labels = list(labels)
         request = self._build_request(len(self.labels))
-        return self._finish_model(self.spec.build(self.spec, request))
+        from core.tasks.images.models import set_normalization
+
+        model = set_normalization(self.spec.build(self.spec, request), getattr(self.cfg, "normalize", "backbone"))
+        return self._finish_model(model)
 
     # -- data -----------------------------------------------------------------------------------------------
     def load_data(self, splits=("train", "val", "test")):

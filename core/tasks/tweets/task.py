@@ -245,7 +245,6 @@ class TweetTask(TaskRun):
         return EvalResult(metrics, predictions)
 
     # -- inference ------------------------------------------------------------------------------------------
-    @torch.no_grad()
     def predict_text(self, text: str) -> dict:
         """Real or fake for one tweet; BadInputError for empty text. Text longer than ``max_length`` tokens is
         truncated (``"truncated": True``).
@@ -253,19 +252,30 @@ class TweetTask(TaskRun):
         >>> task.predict_text("Wash your hands 🧼")   # doctest: +SKIP
         {'label': 'real', 'probability_real': 0.93, 'probability_fake': 0.07, 'truncated': False, 'tokens': 8, ...}
         """
+        return self.predict_texts([text])[0]
+
+    @torch.no_grad()
+    def predict_texts(self, texts: list[str]) -> list[dict]:
+        """``predict_text`` for many tweets in one forward pass (padded to the longest; the attention mask hides
+        the padding, so each answer equals the one-tweet answer up to float rounding). BadInputError for an
+        empty tweet: callers that must not fail the whole batch check each text with ``clean_tweet`` first."""
         if self.model is None:
             raise BadSettingError("Build or load a tweet model before predicting.")
-        cleaned = clean_tweet(text)  # BadInputError: "The tweet is empty: type some text to classify."
+        if not texts:
+            return []
+        cleaned = [clean_tweet(t) for t in texts]  # BadInputError: "The tweet is empty: ..."
         tokenizer = self.tokenizer()
-        n_tokens = len(tokenizer(cleaned, truncation=False, verbose=False)["input_ids"])
-        enc = encode_tweets([cleaned], tokenizer, max_length=self.max_length, clean=False)
-        t = int(enc["attention_mask"].sum())
+        n_tokens = [len(ids) for ids in tokenizer(cleaned, truncation=False, verbose=False)["input_ids"]]
+        enc = encode_tweets(cleaned, tokenizer, max_length=self.max_length, clean=False)
+        lengths = enc["attention_mask"].sum(dim=1)
+        t = int(lengths.max())
         self.model.eval()
         out = self.model(**{k: enc[k][:, :t].to(self.device) for k in _INPUT_KEYS if k in enc})
-        logit = float(out["logits"][0])
-        p_real = float(out["probs"][0])
-        return {"label": LABELS[int(logit > 0)], "probability_real": p_real, "probability_fake": 1.0 - p_real,
-                "truncated": n_tokens > self.max_length, "tokens": t, "max_length": self.max_length}
+        logits = out["logits"].float().cpu().reshape(-1).tolist()
+        probs = out["probs"].float().cpu().reshape(-1).tolist()
+        return [{"label": LABELS[int(logit > 0)], "probability_real": p, "probability_fake": 1.0 - p,
+                 "truncated": n > self.max_length, "tokens": int(length), "max_length": self.max_length}
+                for logit, p, n, length in zip(logits, probs, n_tokens, lengths.tolist())]
 
     def predict_one(self, inputs: dict, top_k: int = 5) -> dict:
         return self.predict_text(inputs["text"])
