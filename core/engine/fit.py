@@ -343,7 +343,6 @@ class Trainer:
             "train_accuracy": s.train_correct / max(1, s.train_count),
             "lr": self.optimizer.param_groups[0]["lr"],
             "seconds": s.epoch_seconds,  # training seconds of the epoch
-            "train_seconds": s.epoch_seconds,
         }
         if task.has_split("val"):
             t0 = time.monotonic()
@@ -353,7 +352,6 @@ class Trainer:
             row["val_loss"] = val.metrics["loss"]
             row[f"val_{task.monitor}"] = val.metrics[task.monitor]
             row["eval_seconds"] = time.monotonic() - t0
-            row["val_seconds"] = row["eval_seconds"]
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
                 self.scheduler.step(val.metrics[task.monitor])
         if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -18,8 +18,7 @@ def test_step_history_rows_and_epoch_seconds(data_dir, runs_root):
     assert [r["step"] for r in steps] == sorted(r["step"] for r in steps)
     assert {r["epoch"] for r in steps} == {0, 1}
     for row in run.read_history():
-        assert row["train_seconds"] >= 0 and row["seconds"] == row["train_seconds"]
-        assert "val_seconds" in row or "eval_seconds" not in row
+        assert row["seconds"] >= 0 and row["eval_seconds"] >= 0  # training and validation seconds of the epoch
 
 
 def test_log_interval_and_precision():
