@@ -56,10 +56,9 @@ def normalization(setting: str, backbone_mean: tuple[float, ...], backbone_std: 
 def set_normalization(model: nn.Module, setting: str) -> nn.Module:
     """Make ``model.preprocess`` normalise with ``setting`` (see ``normalization``); the built model's own
     mean/std stand for ``backbone``."""
-    if setting != "backbone":
-        mean, std = normalization(setting, (), ())
-        model.mean = torch.tensor(mean, device=model.mean.device).view(1, 3, 1, 1)
-        model.std = torch.tensor(std, device=model.std.device).view(1, 3, 1, 1)
+    mean, std = normalization(setting, model.mean.flatten().tolist(), model.std.flatten().tolist())
+    model.mean = torch.tensor(mean, device=model.mean.device).view(1, 3, 1, 1)
+    model.std = torch.tensor(std, device=model.std.device).view(1, 3, 1, 1)
     return model
 
 

@@ -50,8 +50,7 @@ class ImageTask(TaskRun):
         request = self._build_request(len(self.labels))
         from core.tasks.images.models import set_normalization
 
-        model = set_normalization(self.spec.build(self.spec, request), getattr(self.cfg, "normalize", "backbone"))
-        return self._finish_model(model)
+        return self._finish_model(set_normalization(self.spec.build(self.spec, request), self.cfg.normalize))
 
     # -- data -----------------------------------------------------------------------------------------------
     def load_data(self, splits=("train", "val", "test")):
