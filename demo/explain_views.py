@@ -59,7 +59,7 @@ def header_html(e: Explanation) -> str:
     if e.extras.get("layer") is not None and e.kind == "matrix":
         parts.append(f"layer {html.escape(str(e.extras['layer']))}, head {html.escape(str(e.extras.get('head')))}")
     parts.append(f"{e.seconds:.2f} s")
-    notes = "".join(f'<li class="tl-note">⚠️ {html.escape(str(n))}</li>' for n in e.notes)
+    notes = "".join(f'<li class="tl-note">Note: {html.escape(str(n))}</li>' for n in e.notes)
     return (f'<div class="tl-explain-head">{" · ".join(parts)}</div>'
             + (f'<ul class="tl-notes" style="margin:0.3em 0; padding-left:1.2em">{notes}</ul>' if notes else ""))
 

@@ -293,6 +293,8 @@ def build(job_state: gr.State | None = None) -> None:
     table.select(select_run_row, None, [picker, *view], api_name="select_run_row")
     resume.click(resume_selected, [picker, job_state], [job_state, status], api_name="resume_run")
     download.click(build_download, picker, [zip_file, status], api_name="download_run")
+    # The zip belongs to the run it was made for: picking another run (or deleting this one) empties the box.
+    picker.change(lambda: None, None, zip_file, show_progress="hidden", queue=False, api_visibility="private")
     delete.click(delete_selected, [picker, sure], [status, table, picker, sure, summary, curves, metrics],
                  api_name="delete_run")
     gr.Markdown("_Runs are folders under the run store. Resume works for cancelled, stopped or interrupted runs "
