@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 REQS := requirements.txt requirements-offline.txt requirements-dev.txt
 
-.PHONY: run test install browser screenshots bench clean-venv
+.PHONY: run test install browser screenshots bench starter clean-venv
 
 $(STAMP): $(REQS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,10 +39,14 @@ SHOTS := docs/tmp/screenshots
 
 screenshots: $(STAMP) browser
 	rm -rf $(SHOTS)
-	TRANSFER_LAB_SCREENSHOTS=$(CURDIR)/$(SHOTS) $(BIN)/python -m pytest -q tests/demo/test_browser.py
+	TRANSFER_LAB_SCREENSHOTS=$(CURDIR)/$(SHOTS) $(BIN)/python -m pytest -q tests/demo/test_browser*.py
 	@ls $(SHOTS)/*.png >/dev/null 2>&1 || { echo "no screenshots were taken (were the browser tests skipped?)"; exit 1; }
 	mkdir -p docs/screenshots
 	cp $(SHOTS)/*.png docs/screenshots/
+
+# One good run per task (python -m core starter): it prints how long each takes first; run it again to resume.
+starter: $(STAMP)
+	$(BIN)/python -m core starter
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_feature_cache.py

@@ -1,4 +1,10 @@
-"""Transfer Lab: `python app.py` serves the UI on 127.0.0.1:7860 (Hugging Face Spaces runs this file too)."""
+"""Transfer Lab: `python app.py` serves the UI on 127.0.0.1:7860 (Hugging Face Spaces runs this file too).
+
+At start, every run whose training process died (a restart of the app or of the Space, a crash) is put back on
+the shared queue and continues from its checkpoint (core.store.jobs.resume_interrupted);
+``TRANSFER_LAB_AUTO_RESUME=0`` turns that off.
+"""
+import logging
 import os
 
 from demo import build_app
@@ -6,6 +12,23 @@ from demo.app import launch_kwargs
 
 demo = build_app()
 
+
+def resume_on_start() -> list:
+    """Resubmit the interrupted runs of the run store to the app's queue, unless TRANSFER_LAB_AUTO_RESUME=0; the
+    jobs submitted."""
+    from core.store.jobs import auto_resume_enabled, resume_interrupted
+    from demo.state import jobs
+
+    if not auto_resume_enabled():
+        return []
+    resumed = resume_interrupted(None, jobs())
+    if resumed:
+        logging.getLogger("transfer_lab").warning("resuming %d interrupted run(s): %s", len(resumed),
+                                                  ", ".join(os.path.basename(j.resume) for j in resumed))
+    return resumed
+
+
 if __name__ == "__main__":
+    resume_on_start()
     demo.queue().launch(**launch_kwargs(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                                         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860"))))

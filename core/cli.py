@@ -43,6 +43,9 @@ def cmd_params(args) -> None:
         _print_json(counts)
     else:
         print(f"{args.name} {args.strategy}: {counts['trainable']:,} trainable of {counts['total']:,}")
+        notes = registry.get(args.name).notes
+        if notes:  # e.g. where the paper's count differs and why
+            print(notes)
 
 
 def _config_from_args(args) -> TrainConfig:
@@ -84,17 +87,25 @@ def _print_epoch(row: dict) -> None:
 
 
 def cmd_train(args) -> None:
+    from core import starter
+    from core.engine.distributed import main_process
     from core.engine.fit import train
 
     cancel = threading.Event()
     kwargs = dict(runs_root=args.runs_dir, on_progress=_ProgressPrinter(), on_epoch=_print_epoch, cancel=cancel)
     try:
-        if args.resume:
+        if args.resume and starter.is_evaluation_only(args.resume, args.runs_dir):
+            # a recorded fine-tuned checkpoint: resuming evaluates it again, it never trains its head
+            run = starter.record_pretrained(resume=args.resume, runs_root=args.runs_dir,
+                                            on_progress=kwargs["on_progress"], cancel=cancel)
+        elif args.resume:
             run = train(resume=args.resume, **kwargs)
         else:
             run = train(_config_from_args(args), **kwargs)
     except KeyboardInterrupt:
         raise CancelledError("Interrupted; the last checkpoint is kept (resume with --resume).") from None
+    if not main_process():  # started under torch.distributed.run: rank 0 alone prints the JSON line
+        return
     status = run.read_status()
     _print_json({"run_dir": str(run.path), "status": status["status"], "message": status["message"],
                  "metrics": _headline_metrics(run.read_metrics())})
@@ -124,6 +135,10 @@ def cmd_predict(args) -> None:
     from core.engine.fit import load_run_task
 
     run, task = load_run_task(args.run_dir, args.runs_dir)
+    if args.int8:
+        from core.quantize import quantize_task
+
+        quantize_task(task)  # one sentence where it does not apply (an image model, a GPU)
     inputs = task.task_spec.read_inputs(vars(args))  # what the run's task takes: --image, --text, ...
     result = task.predict(top_k=args.top_k, **inputs)
     result["run_dir"] = str(run.path)
@@ -236,6 +251,36 @@ def cmd_prefetch(args) -> None:
         raise WeightsUnavailableError(sentence)
 
 
+def cmd_starter(args) -> None:
+    """One good run per task with the best weights here (core/starter.py): the plan and its estimates first, then
+    the runs on a queue of this process; Ctrl-C cancels, and running it again resumes."""
+    from core import starter
+
+    parts = starter.plan([args.task] if args.task else None, args.runs_dir, args.data_dir)
+    total = starter.total_seconds(parts)
+    if args.json and args.dry_run:
+        _print_json({"parts": [p.to_json() for p in parts], "estimated_seconds": total})
+        return
+    from core.estimate import duration
+
+    for p in parts:
+        print(p.line(), file=sys.stderr if args.json else sys.stdout, flush=True)
+    todo = [p for p in parts if p.action in ("start", "resume")]
+    when = f"about {duration(total, rounded=True)} in all" if total is not None else "no estimate for all of it"
+    print(f"{len(todo)} run{'s' if len(todo) != 1 else ''} to make ({when})." if todo else
+          "Nothing to do: every task has its starter run.", file=sys.stderr if args.json else sys.stdout, flush=True)
+    if args.dry_run or not todo:
+        return
+    snaps = starter.run_in_process(parts, args.runs_dir, echo=lambda line: print(line, file=sys.stderr,
+                                                                                   flush=True))
+    rows = [{"run_dir": s["run_dir"], "status": s["status"], "message": s["message"]} for s in snaps]
+    _print_json(rows)
+    failed = [s for s in snaps if s["status"] != "completed"]
+    if failed:
+        raise TransferLabError(f"{len(failed)} of {len(snaps)} starter runs did not complete: "
+                               f"{failed[0]['message'] or failed[0]['status']}")
+
+
 # Help for each TrainConfig field's `train` flag, keyed by field name (tests/test_cli.py checks it covers them all).
 _TRAIN_HELP = {
     "task": "what the run learns (or let --preset set it)",
@@ -244,6 +289,8 @@ _TRAIN_HELP = {
     "epochs": "passes over the training split",
     "lr": "learning rate (default: 1e-3 for a new head or from scratch, else the model's fine-tuning rate)",
     "batch_size": "training examples per step",
+    "micro_batch": "split each step's batch into chunks of at most this many examples, one optimizer step per "
+                   "batch (the same update, less memory; 0: the whole batch at once)",
     "eval_batch_size": "examples per step when evaluating",
     "optimizer": "adamw decouples the weight decay; sgd uses --momentum (and --nesterov)",
     "momentum": "sgd's momentum (0 to below 1)",
@@ -273,6 +320,8 @@ _TRAIN_HELP = {
     "weights": "pretrained weights from: auto (the Hub when reachable, else offline), hub, offline or random",
     "head": "images: paper (the course's head, 256 units), paper_1024 (1024 units) or linear (one Linear layer; what `core svm` fits)",
     "device": "where to train",
+    "devices": "data-parallel processes on this machine (torch.distributed; one GPU each on CUDA); --batch-size "
+               "stays the global batch",
     "max_length": "text tasks: tokens per example (window size for QA)",
     "doc_stride": "QA: overlap between windows",
 }
@@ -393,6 +442,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--context")
     r.add_argument("--top-k", type=int, default=5)
     r.add_argument("--json", action="store_true")
+    r.add_argument("--int8", action="store_true",
+                   help="int8 dynamic quantisation of a text model's linear layers (CPU; faster, answers may differ "
+                        "slightly: bench/bench_int8.py measures by how much)")
     r.set_defaults(func=cmd_predict)
 
     v = sub.add_parser("svm", help="fit a linear SVM on a frozen image backbone's features (saved as a run)",
@@ -450,6 +502,17 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--out", help="write the explanation as a PNG here")
     x.set_defaults(func=cmd_explain)
 
+    st = sub.add_parser("starter", help="one good run per task with the best weights this machine has (a Hub "
+                                        "checkpoint already fine-tuned, else a packaged model trained for a few "
+                                        "minutes); says how long each takes first; run again to resume",
+                        parents=common)
+    st.add_argument("--task", choices=tasks, help="only this task's starter run (default: every task)")
+    st.add_argument("--dry-run", action="store_true", help="print the plan and its estimates, run nothing")
+    st.add_argument("--data-dir", help="data folder (default: $TRANSFER_LAB_DATA, else the shared datasets)")
+    st.add_argument("--json", action="store_true", help="with --dry-run: the plan as JSON; else the plan on "
+                                                        "stderr and the runs as one JSON line at the end")
+    st.set_defaults(func=cmd_starter)
+
     pf = sub.add_parser("prefetch", help="download every Hub model, tokenizer and data set the app uses into the "
                                          "local caches, so this machine later runs without network",
                         parents=common)
@@ -462,6 +525,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "train":
+            if not args.resume:
+                _config_from_args(args).validate()  # a bad setting is one sentence before any process starts
+            from core.engine.distributed import launch
+
+            code = launch(sys.argv[1:] if argv is None else list(argv), args.devices)
+            if code is not None:  # --devices N: this process started the N processes and waited for them
+                return code
         args.func(args)
     except TransferLabError as err:
         print(f"error: {err}", file=sys.stderr)

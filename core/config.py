@@ -23,6 +23,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
 
 MAX_EPOCHS = 100_000
 MAX_BATCH = 4096
+MAX_DEVICES = 1024  # processes per machine for data-parallel training
 MIN_LENGTH, MAX_LENGTH = 8, 4096  # tokens per example: below 8 nothing fits, above 4096 no model here reaches
 
 
@@ -43,7 +44,8 @@ class TrainConfig:
     strategy: str = "feature_extraction"
     epochs: int = 5
     lr: float | None = None  # None: the default for the model and strategy (see resolved_lr)
-    batch_size: int = 64
+    batch_size: int = 64  # examples per optimizer step: the global batch, shared by every process when devices > 1
+    micro_batch: int = 0  # split each step's batch into chunks of at most this many examples; 0: the whole batch
     eval_batch_size: int = 64
     optimizer: str = "adam"  # adam | adamw | sgd
     momentum: float = 0.9  # sgd only
@@ -73,6 +75,7 @@ class TrainConfig:
     log_every: int = 0  # steps between points of the per-step training loss history; 0: about 50 points per epoch
     precision: str = "auto"  # auto (bf16 autocast where the device supports it and it pays) | fp32 | bf16
     device: str = "auto"  # auto | cpu | cuda
+    devices: int = 1  # data-parallel processes on this machine (torch.distributed, one GPU each on CUDA)
     max_length: int | None = None  # text tasks: tokens per example (window size for QA)
     doc_stride: int = 128  # QA: overlap between windows
     preset: str | None = None
@@ -92,6 +95,9 @@ class TrainConfig:
             if value is not None and (not _whole(value) or value < 1):
                 raise BadSettingError(f"The {name.replace('_', ' ')} must be a positive number of examples; "
                                       f"got {value}.")
+        if not _whole(self.micro_batch) or not 0 <= self.micro_batch <= MAX_BATCH:
+            raise BadSettingError(f"Micro batch must be a whole number of examples from 0 (the whole batch) to "
+                                  f"{MAX_BATCH:,}; got {self.micro_batch}.")
         if not _whole(self.log_every) or self.log_every < 0:
             raise BadSettingError(f"Log every must be a whole number of steps of at least 0; got {self.log_every}.")
         if not isinstance(self.nesterov, bool):
@@ -125,6 +131,7 @@ class TrainConfig:
         for name, allowed in CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise BadSettingError(f"Unknown {name} '{getattr(self, name)}'; use {_one_of(allowed)}.")
+        self._check_devices()
         for name in ("weight_decay", "plateau_factor", "step_gamma", "min_lr", "cache_max_gb"):
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
@@ -132,6 +139,26 @@ class TrainConfig:
                                       f"got {value}.")
         registry.check(self.task, self.model, self.strategy)  # task, model and strategy fit together
         return self
+
+    def _check_devices(self) -> None:
+        """devices: a whole number; with several, the global batch must give each process an example, and on a
+        GPU each process needs a GPU of its own."""
+        if not _whole(self.devices) or not 1 <= self.devices <= MAX_DEVICES:
+            raise BadSettingError(f"Devices must be a whole number from 1 to {MAX_DEVICES:,}; got {self.devices}.")
+        if self.devices == 1:
+            return
+        if _whole(self.batch_size) and self.batch_size < self.devices:
+            raise BadSettingError(f"The batch size ({self.batch_size}) is the global batch shared by the "
+                                  f"{self.devices} devices, so it must be at least {self.devices}.")
+        if self.device == "cpu":
+            return
+        import torch  # heavy; only for a multi-device run
+
+        if self.device == "cuda" or torch.cuda.is_available():
+            gpus = torch.cuda.device_count()
+            if gpus < self.devices:
+                raise BadSettingError(f"Training on {self.devices} devices needs {self.devices} GPUs; this machine "
+                                      f"has {gpus}.")
 
     def resolved_lr(self, default_lr: float) -> float:
         """The learning rate a run uses: the explicit one, else 1e-3 for a fresh head or a network trained from

@@ -43,6 +43,21 @@ class Preset:
         return {"name": self.name, "report": self.report, "settings": dict(self.settings),
                 "references": [r.to_json() for r in self.references], "note": self.note}
 
+    def label(self) -> str:
+        """One line for a picker: the report, the name and the settings a student recognises.
+
+        >>> Preset(dict(model="deit_small_distilled_cls", strategy="last_block", lr=1e-4, epochs=10), "R1",
+        ...        name="r1-deit-small").label()
+        'R1 · r1-deit-small (deit_small_distilled_cls, last_block, lr 1e-4, 10 ep)'
+        """
+        s = self.settings
+        parts = [s[k] for k in ("model", "strategy") if s.get(k)]
+        if s.get("lr") is not None:
+            parts.append("lr " + f"{s['lr']:.0e}".replace("e-0", "e-"))
+        if s.get("epochs"):
+            parts.append(f"{s['epochs']} ep")
+        return f"{self.report} · {self.name}" + (f" ({', '.join(parts)})" if parts else "")
+
 
 def _collect() -> dict[str, Preset]:
     """Every task's presets (``core/tasks/<task>/presets.py``), in task order; a name may be used once."""
@@ -65,6 +80,19 @@ def _collect() -> dict[str, Preset]:
 PRESET_INFO: dict[str, Preset] = _collect()
 # name -> the TrainConfig fields it sets (what compose_settings layers)
 PRESETS: dict[str, dict] = {name: dict(p.settings) for name, p in PRESET_INFO.items()}
+
+
+def presets_by_report() -> dict[str, list[Preset]]:
+    """Every preset grouped by the report (or paper) it comes from, groups in SOURCES order (R0 .. R4, the papers,
+    this project), presets in their definition order within a group; empty groups left out.
+
+    >>> list(presets_by_report())[:2]
+    ['R0', 'R1']
+    """
+    groups: dict[str, list[Preset]] = {source: [] for source in SOURCES}
+    for preset in PRESET_INFO.values():
+        groups[preset.report].append(preset)
+    return {source: presets for source, presets in groups.items() if presets}
 
 
 def references_for(preset: str | None) -> list[dict]:

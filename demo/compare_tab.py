@@ -1,17 +1,23 @@
-"""Compare tab: two finished runs of one task side by side, and the examples where they differ.
+"""Compare tab: two or more finished runs of one task side by side, and the examples where two of them differ.
 
-Pick a task and two runs (finished runs only; the lists refresh on page load, on a task change and with
-Refresh). Compare shows the metrics table (core.store.compare.metrics_table), both runs' curves overlaid
-(demo.plots.curves_figure) and their confusion matrices as two plotly heatmaps. The examples behind a cell are
+Pick a task, runs A and B and, optionally, more runs (C, D, ...; finished runs only; the lists refresh on page
+load, on a task change and with Refresh). Compare shows one metrics table for all of them, cost first
+(core.store.compare.metrics_tables: parameters, wall time with the setup/feature-cache pass, training and
+validation seconds per epoch, epochs, then the test metrics and the reference figures of their presets; the
+per-class rows in a folded table of their own), all runs' curves overlaid with their per-step loss and, in a third
+panel, where their time went (demo.plots.curves_figure with seconds=True), and the confusion matrices of A and B
+as two plotly heatmaps: everything per example stays pairwise, between A and B. The examples behind a cell are
 chosen with the run / true / predicted pickers below the heatmaps: Gradio 6's gr.Plot has only a ``change``
 event and its plotly front end binds no click handler, so a click on a heatmap cell never reaches Python.
 Images come back as a gallery (decoded from the run's own data folder, cached), tweets and questions as a table;
 the disagreement view lists what A gets right and B wrong, or the reverse.
 
 Every handler takes the runs' refs (folder or id) and reads them again (cached on the files' modification
-times), so a run deleted while the tab is open gives one sentence, never a traceback. Endpoints, for
-gradio_client: /compare_list_runs, /compare_list_runs_on_load, /compare_runs, /compare_cell,
-/compare_disagreements.
+times), so a run deleted while the tab is open gives one sentence, never a traceback. A task switch, Refresh or a
+new pick clears every result below the pickers, so nothing of the previous task or runs stays on screen.
+Endpoints, for gradio_client: /compare_list_runs, /compare_list_runs_on_load, /compare_many (A, B, more runs:
+what the Compare button runs), /compare_runs (two runs, for scripts: status, the whole table, curves, both
+heatmaps, the busiest error cell of A), /compare_cell, /compare_disagreements.
 """
 from __future__ import annotations
 
@@ -26,16 +32,19 @@ from PIL import Image
 
 from core import registry
 from core.errors import BadInputError, TransferLabError
+from core.store.report import split_sizes
 from core.store.runs import resolve_run_ref
-from core.store.compare import (Comparison, ConfusionMatrix, cell_examples, compare_runs, confusion, disagreements,
-                                metrics_table)
+from core.store.compare import (COST_ROWS, WALL_TIME_NOTE, Comparison, ConfusionMatrix, RunRecord, cell_examples,
+                                compare_runs, confusion, disagreements, letter, load_runs, metrics_table,
+                                metrics_tables, table_headers)
 from demo.explain_panel import common_method_choices, explain_ref, overlay_base
 from demo.explain_views import message_html, render, value_range
 from demo.pickers import INFERENCE_CONCURRENCY, fmt_value, md_escape, user_message
-from demo.plots import curves_figure
+from demo.plots import RunCurves, curves_figure
 from demo.state import model_choices
 
-METRIC_HEADERS = ["metric", "A", "B", "B − A"]
+METRIC_HEADERS = table_headers(2)  # ["metric", "A", "B", "B − A"]
+SECONDS_ROWS = {n for n in COST_ROWS if "(s)" in n or "seconds" in n}  # shown to 0.01 s, not 4 decimals
 MAX_GALLERY = 48  # images shown per view; the note says how many there are in all
 MAX_TABLE = 500  # rows shown per table
 THUMBNAIL = 96  # CIFAR-10 is 32x32: shown enlarged (nearest neighbour) so it is not a blur
@@ -49,7 +58,8 @@ def _stamp(ref: str) -> tuple | None:
     if not path.is_dir():
         return None
     try:
-        return tuple((path / f).stat().st_mtime_ns for f in ("status.json", "metrics.json", "predictions.jsonl"))
+        return tuple((path / f).stat().st_mtime_ns
+                     for f in ("config.json", "status.json", "metrics.json", "predictions.jsonl"))
     except OSError:
         return None
 
@@ -69,6 +79,35 @@ def load_pair(ref_a: str | None, ref_b: str | None) -> Comparison:
     if stamp_a is None or stamp_b is None:  # an id rather than a folder, or a vanished run: read without the cache
         return compare_runs(ref_a, ref_b)
     return _cached_pair(ref_a, ref_b, stamp_a, stamp_b)
+
+
+def _more_refs(more) -> list[str]:
+    """The "more runs" picker's value as a list of refs (an API caller may send one string)."""
+    if more in (None, ""):
+        return []
+    if isinstance(more, str):
+        return [more]
+    if isinstance(more, (list, tuple)) and all(isinstance(m, str) for m in more):
+        return [m for m in more if m]
+    raise BadInputError("Pick the extra runs from the list of finished runs (their ids).")
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_group(refs: tuple[str, ...], stamps: tuple) -> tuple[RunRecord, ...]:
+    return load_runs(refs)
+
+
+def load_group(ref_a: str | None, ref_b: str | None, more=None) -> tuple[RunRecord, ...]:
+    """Runs A, B and the extra ones (a run picked twice counts once; A may equal B), read and checked together;
+    re-read only when their files changed. TransferLabError with one sentence else."""
+    if not ref_a or not ref_b:
+        raise BadInputError("Pick two runs to compare (run A and run B).")
+    refs = [str(resolve_run_ref(r)) for r in (ref_a, ref_b, *_more_refs(more))]
+    refs = refs[:2] + [r for i, r in enumerate(refs[2:], start=2) if r not in refs[:i]]
+    stamps = tuple(_stamp(r) for r in refs)
+    if any(st is None for st in stamps):
+        return load_runs(refs)
+    return _cached_group(tuple(refs), stamps)
 
 
 def _sentence(err: Exception) -> str:
@@ -199,7 +238,8 @@ def list_runs_for_task(task: str) -> tuple[dict, dict, str]:
         status = (f"There is {have} {task} run yet: train two (Fine-tune tab or `python -m core train --task {task} "
                   "...`) and press Refresh.")
     else:
-        status = f"{len(values)} finished {task} runs; pick two and press Compare."
+        more = " (and more under More runs)" if len(values) > 2 else ""
+        status = f"{len(values)} finished {task} runs; pick two{more} and press Compare."
     return gr.update(choices=choices, value=a), gr.update(choices=choices, value=b), status
 
 
@@ -214,28 +254,116 @@ def _busiest_error_cell(cm: ConfusionMatrix) -> tuple[str, str]:
     return cell
 
 
-def compare(ref_a: str | None, ref_b: str | None):
-    """(status, metrics table, curves, heatmap A, heatmap B, true-label picker, predicted-label picker)."""
-    try:
-        pair = load_pair(ref_a, ref_b)
-        cm_a, cm_b = confusion(pair, "a"), confusion(pair, "b")
-        rows = [[name] + [_fmt(v) for v in values] for name, *values in metrics_table(pair.a, pair.b)]
-    except (TransferLabError, OSError, json.JSONDecodeError) as err:
-        empty = gr.update(choices=[], value=None)
-        return (_sentence(err), {"headers": METRIC_HEADERS, "data": []}, curves_figure({}), None, None, empty, empty)
+def _cell(name: str, value) -> str:
+    if name in SECONDS_ROWS and isinstance(value, float):
+        return f"{value:.2f}"
+    return _fmt(value)
+
+
+def _rows(rows: list[list]) -> list[list[str]]:
+    return [[name] + [_cell(name, v) for v in values] for name, *values in rows]
+
+
+def _short_label(run: RunRecord, i: int) -> str:
+    """"A mlp scratch": the run's letter, model and strategy (legends; the table's "run" row has the ids)."""
+    return f"{letter(i)} {run.label.split(' · ')[0]}"
+
+
+def _curves(runs) -> go.Figure:
+    """The runs' learning curves and seconds per epoch, labelled by letter."""
+    by_label = {}
+    for i, r in enumerate(runs):
+        setup = r.config.get("prepare_seconds")
+        by_label[_short_label(r, i)] = RunCurves(history=r.history, steps=r.steps, sizes=split_sizes(r.config),
+                                                 setup_seconds=setup if isinstance(setup, (int, float)) else None)
+    names = " and ".join([", ".join(letter(i) for i in range(len(runs) - 1)), letter(len(runs) - 1)])
+    return curves_figure(by_label, runs[0].monitor, title=f"Learning curves: {names}", seconds=True)
+
+
+def _pairwise(pair: Comparison) -> tuple:
+    """(heatmap A, heatmap B, true-label picker, predicted-label picker) preset on A's busiest error cell."""
     a, b = pair.a, pair.b
-    curves = curves_figure({f"A {a.label.split(' · ')[0]}": a.history, f"B {b.label.split(' · ')[0]}": b.history},
-                           a.monitor, title="Learning curves: A and B")
+    cm_a, cm_b = confusion(pair, "a"), confusion(pair, "b")
     n = len(pair.ids)
     heat_a = confusion_figure(cm_a, f"A: {a.label}<br><sup>{n} shared test examples</sup>")
     heat_b = confusion_figure(cm_b, f"B: {b.label}<br><sup>{n} shared test examples</sup>")
     true_cell, pred_cell = _busiest_error_cell(cm_a)
-    same = " A and B are the same run." if a.path == b.path else ""
-    status = (f"Comparing {a.task} runs A ({a.id}, {a.monitor} {_fmt(a.metrics.get(a.monitor))}) and B ({b.id}, "
-              f"{b.monitor} {_fmt(b.metrics.get(b.monitor))}).{same} {pair.note}").strip()
-    return (status, {"headers": METRIC_HEADERS, "data": rows}, curves, heat_a, heat_b,
-            gr.update(choices=list(cm_a.true_labels), value=true_cell),
+    return (heat_a, heat_b, gr.update(choices=list(cm_a.true_labels), value=true_cell),
             gr.update(choices=list(cm_a.predicted_labels), value=pred_cell))
+
+
+def _status(runs, pair: Comparison) -> str:
+    named = [f"{letter(i)} ({r.id}, {r.monitor} {_fmt(r.metrics.get(r.monitor))})" for i, r in enumerate(runs)]
+    listed = " and ".join([", ".join(named[:-1]), named[-1]])
+    same = " A and B are the same run." if pair.a.path == pair.b.path else ""
+    pairwise = " Confusion matrices, cells and disagreements below compare A and B." if len(runs) > 2 else ""
+    return f"Comparing {pair.a.task} runs {listed}.{same}{pairwise} {pair.note}".strip()
+
+
+def compare_many(ref_a: str | None, ref_b: str | None, more=None):
+    """What the Compare button shows: (status, table of identity, cost and metrics, per-class table, curves with
+    the seconds per epoch, heatmap A, heatmap B, true-label picker, predicted-label picker) for runs A, B and
+    ``more``."""
+    try:
+        runs = load_group(ref_a, ref_b, more)
+        pair = load_pair(ref_a, ref_b)
+        head, per_class = metrics_tables(runs)
+        curves = _curves(runs)
+        heat_a, heat_b, true_pick, pred_pick = _pairwise(pair)
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        empty = gr.update(choices=[], value=None)
+        return (_sentence(err), {"headers": METRIC_HEADERS, "data": []}, {"headers": METRIC_HEADERS, "data": []},
+                curves_figure({}), None, None, empty, empty)
+    headers = table_headers(len(runs))
+    return (_status(runs, pair) + f" {WALL_TIME_NOTE}", {"headers": headers, "data": _rows(head)},
+            {"headers": headers, "data": _rows(per_class)}, curves, heat_a, heat_b, true_pick, pred_pick)
+
+
+def compare(ref_a: str | None, ref_b: str | None):
+    """Two runs, for scripts (/compare_runs): (status, the whole metrics table, cost first and per-class rows
+    last, curves, heatmap A, heatmap B, true-label picker, predicted-label picker)."""
+    try:
+        pair = load_pair(ref_a, ref_b)
+        rows = _rows(metrics_table(pair.a, pair.b))
+        curves = _curves((pair.a, pair.b))
+        heat_a, heat_b, true_pick, pred_pick = _pairwise(pair)
+    except (TransferLabError, OSError, json.JSONDecodeError) as err:
+        empty = gr.update(choices=[], value=None)
+        return (_sentence(err), {"headers": METRIC_HEADERS, "data": []}, curves_figure({}), None, None, empty, empty)
+    return (_status((pair.a, pair.b), pair), {"headers": METRIC_HEADERS, "data": rows}, curves, heat_a, heat_b,
+            true_pick, pred_pick)
+
+
+def cleared_views(status: str) -> tuple:
+    """Every result of the tab emptied (the order of ``build``'s ``results``), with ``status``: what a task
+    switch, Refresh or a new pick shows, so no previous runs' table, gallery or disagreements stay on screen."""
+    empty_table = {"headers": METRIC_HEADERS, "data": []}
+    note, gallery, table = _empty_examples("")
+    return (status, empty_table, empty_table, curves_figure({}), None, None, None, None,
+            gr.update(choices=[], value=None), gr.update(choices=[], value=None),
+            note, gallery, table, note, gallery, table,
+            "", gr.update(choices=[], value=None), "", None, None, None, None)
+
+
+def reset_for_task(task: str) -> tuple:
+    """A task switch or Refresh: (the more-runs picker with the task's finished runs, none picked, then every
+    result emptied). The status line is list_runs_for_task's."""
+    choices = model_choices(task, include_registry=False) if task in registry.task_names() else []
+    return (gr.update(choices=choices, value=[]), *cleared_views(gr.skip())[1:])
+
+
+EXAMPLES_START = 10  # where the cell examples start in cleared_views (and build's results)
+
+
+def examples_cleared() -> tuple:
+    """Compare pressed: the previous comparison's cell examples, disagreements and explanations emptied (the
+    Compare handler refreshes the rest)."""
+    return cleared_views(gr.skip())[EXAMPLES_START:]
+
+
+def runs_picked() -> tuple:
+    """A new pick of run A, B or the extra runs: the previous comparison's results emptied."""
+    return cleared_views("Press Compare to compare the runs picked.")
 
 
 def show_cell(ref_a: str | None, ref_b: str | None, side: str, true_label: str | None,
@@ -385,8 +513,8 @@ def compare_explain(ref_a: str | None, ref_b: str | None, example_id: str | None
 # -- layout --------------------------------------------------------------------------------------------------------
 def build() -> None:
     """The tab's components, created in the caller's Blocks context."""
-    gr.Markdown("Compare two finished runs of one task: metrics, curves, confusion matrices and the examples "
-                "where they differ.")
+    gr.Markdown("Compare two or more finished runs of one task: what they cost, their metrics and curves, and for "
+                "runs A and B the confusion matrices and the examples where they differ.")
     with gr.Row():
         tasks = registry.task_names()
         task = gr.Radio(list(tasks), value=tasks[0], label="Task")
@@ -397,9 +525,17 @@ def build() -> None:
         run_a = gr.Dropdown(label="Run A", choices=[], allow_custom_value=True)
         run_b = gr.Dropdown(label="Run B", choices=[], allow_custom_value=True)
         go_button = gr.Button("Compare", variant="primary", scale=0)
+    more = gr.Dropdown(label="More runs (C, D, …: in the table, curves and times; matrices and examples stay A "
+                             "and B)", choices=[], value=[], multiselect=True, allow_custom_value=True)
     status = gr.Markdown()
-    metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, wrap=True, label="Test metrics and cost")
-    curves = gr.Plot(label="Curves")
+    # tall enough for the identity, cost, overall-metric and reference rows without a scroll box
+    metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, wrap=True, max_height=900,
+                           label="Cost and test metrics (each run's own test set)")
+    with gr.Accordion("Per-class precision, recall and F1", open=False):
+        per_class = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, wrap=True, label="Per class")
+    curves = gr.Plot(label="Curves, and where the time went: setup (feature cache), training and validation "
+                           "seconds per epoch")
+    gr.Markdown("### Runs A and B, example by example")
     with gr.Row():
         heat_a = gr.Plot(label="Confusion matrix A")
         heat_b = gr.Plot(label="Confusion matrix B")
@@ -422,7 +558,7 @@ def build() -> None:
                               interactive=False, visible=False)
     cell_table = gr.Dataframe(headers=EMPTY_HEADERS, interactive=False, wrap=True, label="Examples")
 
-    gr.Markdown("### Disagreements")
+    gr.Markdown("### Disagreements of A and B")
     with gr.Row():
         which = gr.Radio(list(DISAGREEMENT_CHOICES), value=DISAGREEMENT_CHOICES[0], label="Show")
         show_dis = gr.Button("Show disagreements", scale=0)
@@ -446,15 +582,30 @@ def build() -> None:
         with gr.Column():
             view_b = gr.HTML(label="Run B: explanation")
             plot_b = gr.Plot(label="Run B: explanation plot", show_label=False)
+    # /compare_runs for scripts that compare two runs (its outputs as before this tab took more): a trigger the
+    # page never shows.
+    two_runs = gr.Button("Compare two runs", visible=False)
 
+    # Every result, in cleared_views' order: emptied on a task switch, Refresh or a new pick.
+    results = [status, metrics, per_class, curves, heat_a, heat_b, matrix_a, matrix_b, true_label,
+               predicted_label, cell_note, cell_gallery, cell_table, dis_note, dis_gallery, dis_table, example_id,
+               method, explain_note, view_a, view_b, plot_a, plot_b]
     pickers = [run_a, run_b, status]
     gr.on(triggers=None, fn=list_runs_for_task, inputs=task, outputs=pickers,  # page load and task changes
           api_name="compare_list_runs_on_load")
+    gr.on(triggers=None, fn=reset_for_task, inputs=task, outputs=[more, *results[1:]],
+          api_name="compare_reset_on_load")
     refresh.click(list_runs_for_task, task, pickers, api_name="compare_list_runs")
-    go_button.click(compare, [run_a, run_b],
-                    [status, metrics, curves, heat_a, heat_b, true_label, predicted_label], api_name="compare_runs",
-                    concurrency_limit=INFERENCE_CONCURRENCY
+    refresh.click(reset_for_task, task, [more, *results[1:]], api_name="compare_reset")
+    gr.on([run_a.input, run_b.input, more.input], runs_picked, None, results, api_name="compare_picked")
+    go_button.click(compare_many, [run_a, run_b, more],
+                    [status, metrics, per_class, curves, heat_a, heat_b, true_label, predicted_label],
+                    api_name="compare_many", concurrency_limit=INFERENCE_CONCURRENCY
                     ).then(confusion_tables, [run_a, run_b], [matrix_a, matrix_b], api_name="compare_matrices")
+    go_button.click(examples_cleared, None, results[EXAMPLES_START:], api_visibility="private")  # the previous pair's examples
+    two_runs.click(compare, [run_a, run_b],
+                   [status, metrics, curves, heat_a, heat_b, true_label, predicted_label], api_name="compare_runs",
+                   concurrency_limit=INFERENCE_CONCURRENCY)
     cell_outputs = [side, true_label, predicted_label, cell_note, cell_gallery, cell_table]
     matrix_a.select(select_matrix_cell_a, [run_a, run_b], cell_outputs, api_name="compare_matrix_select",
                     concurrency_limit=INFERENCE_CONCURRENCY)

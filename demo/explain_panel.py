@@ -96,7 +96,7 @@ def explain_ref(ref: str, task_name: str, method: str | None, inputs: dict, **se
     """One explanation of ``ref``'s prediction on ``inputs`` (cached); a TransferLabError with one sentence."""
     if not method:
         raise BadInputError("Pick an explanation method.")
-    task_run, _ = load_model(ref, task_name)  # checks the task; the predictor cache loads each model once
+    task_run, _ = load_model(ref, task_name, int8=False)  # gradients need the float model; loaded once, cached
     settings.setdefault("fine_tuned", not ref.startswith("model:"))
     cache = explanations()
     key = cache.key(ref, inputs, method, settings)

@@ -16,10 +16,11 @@ import gradio as gr
 from core import estimate, registry
 from core.config import TrainConfig
 from core.errors import BadSettingError, TransferLabError
-from core.presets import PRESETS, compose_settings, get_preset
-from core.store.runs import list_runs
+from core.presets import compose_settings, get_preset, presets_by_report
+from core.starter import unavailable_reason
+from core.store.runs import Run, list_runs
 from demo.models_tab import weights_status
-from demo.plots import curves_figure, monitor_metric
+from demo.plots import curves_figure, monitor_metric, run_curves
 from demo.runs_tab import ACTIVE, RESUMABLE, job_snapshot, stored_run, submit_resume
 from demo.state import jobs
 
@@ -34,8 +35,10 @@ FORM_FIELDS = ("task", "model", "strategy", "epochs", "lr", "batch_size")
 
 # -- choices --------------------------------------------------------------------------------------------------
 def model_options(task: str) -> list[tuple[str, str]]:
-    """(label, name) of the task's registry models; the label says whether weights here are real."""
-    return [(f"{s.name} — {weights_status(s)}", s.name) for s in registry.list_models(task)]
+    """(label, name) of the task's registry models this machine can run (core.starter.unavailable_reason: e.g. a
+    Hub-only vocabulary offline); the label says whether weights here are real."""
+    return [(f"{s.name} — {weights_status(s)}", s.name) for s in registry.list_models(task)
+            if unavailable_reason(s.name) is None]
 
 
 def strategy_options(model: str | None) -> list[str]:
@@ -47,8 +50,11 @@ def strategy_options(model: str | None) -> list[str]:
         return []
 
 
-def preset_options(task: str | None) -> list[str]:
-    return [NO_PRESET, *(name for name, p in PRESETS.items() if task is None or p.get("task") == task)]
+def preset_options(task: str | None) -> list[tuple[str, str]]:
+    """(label, name) of the task's presets, grouped by the report they come from (R0 .. R4, the papers, this
+    project); the label names the report and the key settings, the value stays the preset's name."""
+    return [(NO_PRESET, NO_PRESET), *((p.label(), p.name) for group in presets_by_report().values()
+                                      for p in group if task is None or p.settings.get("task") == task)]
 
 
 def _default_strategy(model: str, current: str | None) -> str | None:
@@ -374,15 +380,25 @@ def _job_label(snap: dict) -> str:
     return Path(snap["run_dir"]).name if snap.get("run_dir") else snap["id"]
 
 
-def job_figure(snap: dict):
-    """Live curves of the job: train/val loss and accuracy (F1 for QA) per finished epoch."""
+def job_figure(snap: dict, curves=None):
+    """Live curves of the job: train/val loss and accuracy (F1 for QA) per finished epoch, and the per-step
+    training loss (``curves``: job_curves(snap), when the caller has it already)."""
     task = (snap.get("config") or {}).get("task")
     try:
         headline = registry.get_task(task).headline
     except TransferLabError:
         headline = "accuracy"
     metric = monitor_metric(snap["history"], headline)
-    return curves_figure({_job_label(snap): snap["history"]}, metric)
+    return curves_figure({_job_label(snap): curves if curves is not None else job_curves(snap)}, metric)
+
+
+def job_curves(snap: dict):
+    """The job's epoch rows, with the run's per-step training loss and split sizes once its folder exists."""
+    if not snap.get("run_dir"):
+        return snap["history"]
+    p = snap.get("progress") or {}
+    return run_curves(Run(Path(snap["run_dir"])), history=snap["history"],
+                      steps_per_epoch=p.get("steps") if p.get("phase") == "train" else None)
 
 
 def poll_job(job_id: str | None, shown: str | None = None, said: str | None = None) -> tuple:
@@ -401,12 +417,16 @@ def poll_job(job_id: str | None, shown: str | None = None, said: str | None = No
         snap = jobs().snapshot(job_id)
     except TransferLabError as err:
         return (str(err) if str(err) != said else gr.skip()), "", gr.skip(), gr.skip(), shown, str(err), stop
-    key = f"{job_id}:{len(snap['history'])}"
-    figure = job_figure(snap) if key != shown else gr.skip()
-    timer = stop if snap["status"] not in ACTIVE else gr.Timer(active=True)
+    curves = job_curves(snap)
+    steps = len(curves.steps) if hasattr(curves, "steps") else 0
+    key = f"{job_id}:{len(snap['history'])}:{steps}"  # redrawn when an epoch ends or a step point is logged
+    figure = job_figure(snap, curves) if key != shown else gr.skip()
+    active = snap["status"] in ACTIVE
+    timer = gr.Timer(active=True) if active else stop
     line = status_text(snap)
-    return (line if line != said else gr.skip()), progress_text(snap["progress"]), figure, stats_text(snap), key, \
-        line, timer
+    # a cancelled or failed job has no ETA left to show; a completed one says how long it took
+    progress = progress_text(snap["progress"]) if active or snap["status"] == "completed" else ""
+    return (line if line != said else gr.skip()), progress, figure, stats_text(snap), key, line, timer
 
 
 def restore_form(job_id: str | None) -> tuple:

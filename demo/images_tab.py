@@ -12,57 +12,42 @@ is refused before it is stored.
 """
 from __future__ import annotations
 
-import atexit
-import functools
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import gradio as gr
-from PIL import Image
-
 from gradio.utils import get_upload_folder
 
-from core.tasks.images.data import decode_image, first_test_image_per_class, read_image_file
+from core.tasks.images.data import decode_image, read_image_file
 from core.errors import BadInputError, TransferLabError
+from demo import gallery
 from demo.explain_panel import explain_column, explain_image_columns, methods_update
-from demo.pickers import (INFERENCE_CONCURRENCY, checked_input, label_columns, md_escape, model_heading,
+from demo.pickers import (INFERENCE_CONCURRENCY, ModelLists, checked_input, label_columns, md_escape, model_heading,
                           picker_panel, predict_columns, refresh_pickers)
 
 N_MODELS = 3
 TOP_K = 5
-EXAMPLE_CLASSES = ("airplane", "automobile", "bird", "cat", "ship", "truck")
 
 
-@functools.lru_cache(maxsize=1)
-def example_images() -> tuple[tuple[str, ...], tuple[str, ...], str]:
-    """(PNG paths, their true classes, a note) for a few CIFAR-10 test images from the shared data folder.
-
-    The images are written once per process to a temporary folder (removed at exit), never into the repository.
-    Without the data folder there are no examples and the note says why.
-    """
+def pick_example(evt: gr.SelectData) -> tuple:
+    """A click on a thumbnail: (the original 32x32 test image as the input, its true label beside the
+    predictions)."""
     try:
-        found = first_test_image_per_class(classes=EXAMPLE_CLASSES)  # the local folder only: never the Hub
+        path, label = gallery.selected_example(evt.index)
     except TransferLabError as err:
-        return (), (), f"No example images: {err}"
-    folder = Path(tempfile.mkdtemp(prefix="transfer_lab_examples_"))
-    atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    paths, names = [], []
-    for name, array in found:
-        path = folder / f"cifar10_test_{name}.png"
-        Image.fromarray(array).save(path)
-        paths.append(str(path))
-        names.append(name)
-    return tuple(paths), tuple(names), "CIFAR-10 test images (32x32) from the shared data folder."
+        return gr.update(), md_escape(err)
+    return path, f"True label: **{md_escape(label)}**"
 
 
 def upload_folders() -> tuple[Path, ...]:
     """The folders an image path may come from: Gradio's upload folder and this process's example images."""
     folders = [Path(get_upload_folder())]
-    paths, _, _ = example_images()
-    if paths:
-        folders.append(Path(paths[0]).parent)
+    try:
+        examples = gallery.example_folder()
+    except TransferLabError:  # no CIFAR-10 test images here: uploads only
+        examples = None
+    if examples is not None:
+        folders.append(examples)
     return tuple(f.resolve() for f in folders)
 
 
@@ -130,21 +115,29 @@ def refresh_models(*current: str | None):
     return tuple(refresh_pickers("images", *current))
 
 
-def build() -> None:
+def build() -> ModelLists:
+    """Lay the tab out and wire it; returns its model lists (demo.app refreshes them when the tab is selected and
+    on its timer)."""
     gr.Markdown("Classify an image into the CIFAR-10 classes with up to three models, for example a CNN and a "
                 "vision transformer. Any size or mode is accepted; it is centre-cropped and resized per model.")
     with gr.Row():
         with gr.Column(scale=3):
             image = gr.Image(label="Image", type="filepath", image_mode=None, sources=["upload", "clipboard"],
                              height=260)
-            paths, names, note = example_images()
-            if paths:
-                gr.Examples([[p] for p in paths], inputs=[image], example_labels=list(names), label=note,
-                            api_name="image_example")
+            true_label = gr.Markdown()
+            try:
+                thumbnails = gallery.gallery_value()
+            except TransferLabError as err:
+                gr.Markdown(f"_No example images: {md_escape(err)}_")
             else:
-                gr.Markdown(f"_{md_escape(note)}_")
+                thumbs = gr.Gallery(thumbnails, columns=5, allow_preview=False, object_fit="contain",
+                                    height="auto", label="CIFAR-10 test images, one per class: click one to use it",
+                                    interactive=False)
+                thumbs.select(pick_example, None, [image, true_label], api_name="image_gallery_pick")
+            image.upload(lambda: "", None, true_label, show_progress="hidden", api_visibility="private")
         with gr.Column(scale=2):
-            pickers, go, refresh, status = picker_panel("images", N_MODELS, "Classify")
+            lists, go, refresh, status = picker_panel("images", N_MODELS, "Classify")
+            pickers = lists.pickers
             with gr.Row():
                 explain_go = gr.Button("Explain", variant="secondary")
                 shared = gr.Checkbox(label="Shared colour scale", value=False,
@@ -154,9 +147,11 @@ def build() -> None:
                                      below=lambda i: explain_column(f"Model {i + 1}", pickers[i].value, False))
     go.click(classify_image, [image, *pickers], [status, *results], api_name="image_classify", preprocess=False,
              concurrency_limit=INFERENCE_CONCURRENCY)
-    refresh.click(refresh_models, pickers, pickers, api_name="image_refresh_models")
+    refresh.click(refresh_models, pickers, pickers, api_name="image_refresh_models").then(
+        **lists.follow_event(), api_name="image_refresh_note")
     methods = [c.method for c in columns]
     gr.on([p.change for p in pickers], methods_update, pickers, methods, api_name="image_explain_methods")
     gr.on([explain_go.click, shared.input] + [m.input for m in methods], explain_image,
           [image, *pickers, *methods, shared], [explain_status, *(w for c in columns for w in c.outputs())],
           api_name="explain_image", preprocess=False, concurrency_limit=INFERENCE_CONCURRENCY)
+    return lists

@@ -2,13 +2,19 @@
 
 A picked model is loaded through ``demo.state.predictors()`` and described honestly: a fine-tuned run, or a
 registry model whose task head was never trained (its outputs are therefore not meaningful).
+
+The model lists follow the run store (:class:`ModelLists`): on page load, when the tab is selected, on the app's
+slow timer (so a job that ends shows up) and on "Refresh models", Model 1 defaults to the best completed run of the
+task by its test headline metric, and a line under the pickers says which run that is. Registry models this
+machine cannot run are not offered; the same line names them and says why.
 """
 from __future__ import annotations
 
+import functools
 import html
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, TypeVar
 
@@ -18,7 +24,7 @@ from core import registry
 from core.errors import BadInputError, BadSettingError, RunNotFoundError, TransferLabError
 from core.store.runs import open_run, resolve_run_ref
 from core.weights import head_is_trained, weights_status
-from demo.state import model_choices, predictors
+from demo.state import best_run, model_choices, predictors, unrunnable_models
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -78,7 +84,7 @@ def describe_run(ref: str, task_name: str) -> ModelInfo:
     metric = summary["headline"]
     scored = f", test {summary['headline_metric']} {metric:.3f}" if isinstance(metric, (int, float)) else ""
     state = "" if summary["status"] == "completed" else f" (status {summary['status']}: weights of its last checkpoint)"
-    note = (f"✅ Fine-tuned run `{summary['id']}`: {md_escape(summary['model'])}, {md_escape(summary['strategy'])}"
+    note = (f"Fine-tuned run `{summary['id']}`: {md_escape(summary['model'])}, {md_escape(summary['strategy'])}"
             f"{scored}{state}.")
     return ModelInfo(ref, summary["id"], True, note)
 
@@ -88,20 +94,22 @@ def describe_registry_model(ref: str, task_name: str, loaded) -> ModelInfo:
     spec = registry.get(ref.removeprefix("model:"))
     source = loaded.model.weights
     if head_is_trained(spec, source):
-        return ModelInfo(ref, spec.name, True, f"✅ Registry model **{md_escape(spec.name)}**: a checkpoint already "
+        return ModelInfo(ref, spec.name, True, f"Registry model **{md_escape(spec.name)}**: a checkpoint already "
                                                f"fine-tuned for this task ({md_escape(source.label())}).")
     if source.pretrained:
         body = (f"pretrained weights ({md_escape(source.label())}), but its "
                 f"{registry.get_task(task_name).head_words} was never trained")
     else:
         body = "every weight is random (no pretrained weights on this machine), and it was never trained"
-    return ModelInfo(ref, spec.name, False, f"⚠️ **Untrained — not a real prediction.** Registry model "
+    return ModelInfo(ref, spec.name, False, f"**Untrained — not a real prediction.** Registry model "
                                             f"**{md_escape(spec.name)}**: {body}, so these outputs are not meaningful. "
                                             "Fine-tune it first, then pick the run.")
 
 
-def load_model(ref: str | None, task_name: str):
-    """(TaskRun ready to predict, ModelInfo) for a picker's ref; a TransferLabError with one sentence otherwise."""
+def load_model(ref: str | None, task_name: str, int8: bool | None = None):
+    """(TaskRun ready to predict, ModelInfo) for a picker's ref; a TransferLabError with one sentence otherwise.
+    ``int8``: the predictor cache's option (None: its default, TRANSFER_LAB_INT8); explanations pass False, since
+    a quantised model has no gradients."""
     if not ref:
         raise BadInputError("Pick a model first.")
     if not isinstance(ref, str):
@@ -110,11 +118,11 @@ def load_model(ref: str | None, task_name: str):
         spec = registry.get(ref.removeprefix("model:"))  # UnknownModelError: one sentence
         if spec.task != task_name:
             raise BadSettingError(f"{spec.name} is a model for the {spec.task} task, not {task_name}.")
-        loaded = predictors().get(ref)
+        loaded = predictors().get(ref, int8=int8)
         return loaded, describe_registry_model(ref, task_name, loaded)
     try:
         info = describe_run(ref, task_name)
-        loaded = predictors().get(ref)
+        loaded = predictors().get(ref, int8=int8)
     except RunNotFoundError:
         for key in {ref, str(Path(ref).resolve())}:  # a deleted run: free the memory its loaded model still holds
             predictors().forget_run(key)
@@ -172,6 +180,37 @@ def default_ref(choices: list[tuple[str, str]]) -> str | None:
     return None
 
 
+def default_pick(task_name: str, choices: list[tuple[str, str]], first: str = "Model 1") -> tuple[str | None, str]:
+    """(ref, one Markdown sentence) for the first picker (called ``first``): the best completed run of the task by
+    its test headline metric (demo.state.best_run), else the first registry model with real weights here; the
+    sentence says which."""
+    best = best_run(task_name)
+    runs = [ref for _, ref in choices if not ref.startswith("model:")]
+    if best is not None and best["path"] in runs:
+        metric = best["headline"]
+        score = f"test {best['headline_metric']} {metric:.3f}" if isinstance(metric, (int, float)) else "no score"
+        of = f"the best of {len(runs)} completed runs by test {best['headline_metric']}" if len(runs) > 1 else \
+            "the only completed run of this task"
+        return best["path"], (f"**{first} by default:** run `{md_escape(best['id'])}` ({md_escape(best['model'])}, "
+                              f"{md_escape(best['strategy'])}, {score}): {of}.")
+    ref = default_ref(choices)
+    hint = "fine-tune one, or press **Make starter runs** at the top of the page."
+    if ref is None:
+        return None, f"**No completed run of this task yet:** {hint}"
+    return ref, (f"**No completed run of this task yet:** {first} is the registry model "
+                 f"**{md_escape(ref.removeprefix('model:'))}** (real pretrained weights, head never trained); {hint}")
+
+
+def lists_note(task_name: str, default_note: str) -> str:
+    """The line under a tab's pickers: which run Model 1 defaults to, and the registry models not offered here."""
+    gone = unrunnable_models(task_name)
+    if not gone:
+        return default_note
+    names = ", ".join(f"`{md_escape(name)}`" for name, _ in gone)
+    reasons = " ".join(dict.fromkeys(md_escape(reason) for _, reason in gone))  # each distinct sentence once
+    return f"{default_note}\n\n**Not offered on this machine:** {names}. {reasons}"
+
+
 def refresh_pickers(task_name: str, *current: str | None) -> list[dict]:
     """New choices for every picker of a tab (new runs appear, deleted ones go); each keeps its value if still
     offered."""
@@ -180,22 +219,97 @@ def refresh_pickers(task_name: str, *current: str | None) -> list[dict]:
     return [gr.update(choices=choices, value=value if value in refs else None) for value in current]
 
 
-def model_picker(task_name: str, label: str, first: bool) -> gr.Dropdown:
+@dataclass
+class ModelLists:
+    """A tab's model pickers that follow the run store, the line under them, and what this browser was last sent
+    (``shown``: the choices, the default and the note, so an unchanged store sends nothing)."""
+
+    task: str
+    pickers: list
+    note: gr.Markdown
+    shown: gr.State = field(repr=False)
+    first: str = "Model 1"  # what the first picker is called in the note
+
+    def follow_event(self) -> dict:
+        """Keyword arguments of an event (``.then(**lists.follow_event())``) that brings these lists up to date."""
+        return dict(fn=functools.partial(follow_store, self.task, first=self.first), inputs=self.inputs,
+                    outputs=self.outputs, show_progress="hidden")
+
+    @property
+    def inputs(self) -> list:
+        return [self.shown, *self.pickers]
+
+    @property
+    def outputs(self) -> list:
+        return [self.shown, *self.pickers, self.note]
+
+
+def follow_store(task_name: str, shown: dict | None, *current: str | None, first: str = "Model 1") -> tuple:
+    """Bring a tab's pickers up to date with the run store: (shown, one update per picker, note).
+
+    Nothing is sent when the choices, the default and the note are what this browser already has. Model 1 moves to
+    the new default unless the user picked something else that is still offered; the other pickers keep their
+    value while it is offered (a deleted run goes).
+    """
     choices = model_choices(task_name)
-    return gr.Dropdown(choices=choices, value=default_ref(choices) if first else None, label=label,
-                       info=None if not first else "Fine-tuned runs first, then registry models (untrained heads).")
+    default, note = default_pick(task_name, choices, first)
+    note = lists_note(task_name, note)
+    signature = (tuple(choices), default, note)
+    shown = shown or {}
+    if shown.get("signature") == signature:
+        return (gr.skip(),) * (2 + len(current))
+    refs = {ref for _, ref in choices}
+    picked, *others = current
+    if picked is None or picked == shown.get("default") or picked not in refs:
+        picked = default
+    values = [picked, *(v if v in refs else None for v in others)]
+    return ({"signature": signature, "default": default}, *(gr.update(choices=choices, value=v) for v in values),
+            note)
 
 
-def picker_panel(task_name: str, n: int, action: str) -> tuple[list[gr.Dropdown], gr.Button, gr.Button, gr.Markdown]:
-    """The right-hand column of a prediction tab: ``n`` model pickers (the first preselected, the others
-    optional), the ``action`` and Refresh buttons, and a status line. Call inside a ``gr.Column``."""
-    pickers = [model_picker(task_name, f"Model {i + 1}" + ("" if i == 0 else " (optional)"), first=i == 0)
-               for i in range(n)]
+def follow_many(lists: list[ModelLists]):
+    """(handler, inputs, outputs) that brings several tabs' lists up to date in one event (the app's timer)."""
+    def handler(*values):
+        out, i = [], 0
+        for ml in lists:
+            n = 1 + len(ml.pickers)
+            out += follow_store(ml.task, *values[i:i + n], first=ml.first)
+            i += n
+        return tuple(out)
+
+    return handler, [c for ml in lists for c in ml.inputs], [c for ml in lists for c in ml.outputs]
+
+
+def model_lists(task_name: str, labels: list[str], info: str | None = None) -> ModelLists:
+    """Pickers labelled ``labels`` (Model 1 preselected with the default, the others empty) and the line under
+    them, wired to follow the run store on page load. Call inside the tab's layout."""
+    choices = model_choices(task_name)
+    first = labels[0].split(" (")[0]
+    default, note = default_pick(task_name, choices, first)
+    pickers = [gr.Dropdown(choices=choices, value=default if i == 0 else None, label=label,
+                           info=info if i == 0 else None) for i, label in enumerate(labels)]
+    lists = ModelLists(task_name, pickers, gr.Markdown(lists_note(task_name, note)),
+                       gr.State({"signature": None, "default": default}), first)
+    # Page load: an event with no inputs runs on load only. A fresh page holds the values built here, so the
+    # store is compared with those.
+    built = [p.value for p in pickers]
+    gr.on(triggers=None, fn=lambda: follow_store(task_name, {"signature": None, "default": default}, *built,
+                                                 first=first),
+          inputs=None, outputs=lists.outputs, api_name=f"{task_name}_follow_models", show_progress="hidden")
+    return lists
+
+
+def picker_panel(task_name: str, n: int, action: str) -> tuple[ModelLists, gr.Button, gr.Button, gr.Markdown]:
+    """The right-hand column of a prediction tab: ``n`` model pickers following the run store (the first
+    preselected, the others optional), the ``action`` and Refresh buttons, and a status line. Call inside a
+    ``gr.Column``."""
+    lists = model_lists(task_name, [f"Model {i + 1}" + ("" if i == 0 else " (optional)") for i in range(n)],
+                        info="Fine-tuned runs first, then registry models (untrained heads).")
     with gr.Row():
         go = gr.Button(action, variant="primary")
         refresh = gr.Button("Refresh models")
     status = gr.Markdown()
-    return pickers, go, refresh, status
+    return lists, go, refresh, status
 
 
 def label_columns(n: int, num_top_classes: int, what: str, below: Callable[[int], T] | None = None):

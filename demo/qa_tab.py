@@ -13,7 +13,7 @@ import gradio as gr
 
 from core.paths import REPO_ROOT
 from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
-from demo.pickers import (ModelInfo, md_escape, model_heading, model_picker,
+from demo.pickers import (ModelInfo, ModelLists, md_escape, model_heading, model_lists,
                           predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
 
 
@@ -155,7 +155,9 @@ def _explain_widgets(title: str, picker):
     return explain_column(title, picker.value, attention=True)
 
 
-def build() -> None:
+def build() -> ModelLists:
+    """Lay the tab out and wire it; returns its model lists (demo.app refreshes them when the tab is selected and
+    on its timer)."""
     gr.Markdown("Ask a question about a Persian passage. Pick a second model to compare two answers side by side. "
                 "Long passages are read in overlapping windows.")
     with gr.Row():
@@ -163,8 +165,9 @@ def build() -> None:
             passage = gr.Textbox(label="Passage (متن)", lines=8, max_lines=20, rtl=True, text_align="right")
             question = gr.Textbox(label="Question (پرسش)", lines=1, rtl=True, text_align="right")
         with gr.Column(scale=2):
-            model_a = model_picker("qa", "Model A", first=True)
-            model_b = model_picker("qa", "Model B (optional)", first=False)
+            lists = model_lists("qa", ["Model A", "Model B (optional)"],
+                                info="Fine-tuned runs first, then registry models (untrained heads).")
+            model_a, model_b = lists.pickers
             with gr.Row():
                 ask = gr.Button("Answer", variant="primary")
                 refresh = gr.Button("Refresh models")
@@ -183,7 +186,8 @@ def build() -> None:
             explain_b = _explain_widgets("Model B", model_b)
     gr.on([ask.click, question.submit], answer_question, [passage, question, model_a, model_b], [status, *a, *b],
           api_name="qa_answer", concurrency_limit=INFERENCE_CONCURRENCY)
-    refresh.click(refresh_models, [model_a, model_b], [model_a, model_b], api_name="qa_refresh_models")
+    refresh.click(refresh_models, [model_a, model_b], [model_a, model_b], api_name="qa_refresh_models").then(
+        **lists.follow_event(), api_name="qa_refresh_note")
     columns = (explain_a, explain_b)
     methods = [c.method for c in columns]
     gr.on([model_a.change, model_b.change], methods_update, [model_a, model_b], methods,
@@ -194,3 +198,4 @@ def build() -> None:
           [passage, question, model_a, model_b, *methods, *(c.layer for c in columns), *(c.head for c in columns)],
           [explain_status, *(w for c in columns for w in c.outputs())], api_name="explain_qa",
           concurrency_limit=INFERENCE_CONCURRENCY)
+    return lists

@@ -19,7 +19,7 @@ from core.errors import BadSettingError, RunNotFoundError, TransferLabError
 from core.store.runs import RESUMABLE as STORE_RESUMABLE
 from core.store.runs import Run, delete_run, list_runs, open_run, weights_label
 from demo.pickers import fmt_value
-from demo.plots import curves_figure, monitor_metric
+from demo.plots import curves_figure, monitor_metric, run_curves
 from demo.state import jobs, predictors
 
 COLUMNS = ["id", "task", "model", "strategy", "status", "metric", "value", "created"]
@@ -130,7 +130,7 @@ def open_run_view(run_id: str | None) -> tuple[str, object, str, str]:
         summary = config_summary(run)
         history = run.read_history()
         metric = run.read_config().get("headline_metric") or monitor_metric(history)
-        figure = curves_figure({run.id: history}, metric, title=run.id)
+        figure = curves_figure({run.id: run_curves(run, history)}, metric, title=run.id, seconds=True)
         metrics = metrics_markdown(run.read_metrics())
     except TransferLabError as err:
         return "", empty, "", str(err)

@@ -2,7 +2,8 @@
 
 Handlers import ``jobs()`` and ``predictors()`` rather than building their own, so that all sessions see one
 queue (one training job at a time per device) and load each model once; ``explanations()`` keeps the last
-explanations so a repeated one is not computed again.
+explanations so a repeated one is not computed again. ``model_choices`` and ``best_run`` read the run store each
+time they are called, so the model lists follow it (new runs appear, deleted ones go).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from core import registry
 from core.errors import BadSettingError
 from core.store.jobs import JobQueue
 from core.store.predictors import PredictorCache
+from core.starter import unavailable_reason
 from core.store.runs import list_runs
 from core.weights import weights_status
 
@@ -51,7 +53,8 @@ def predictors() -> PredictorCache:
 
 
 def model_choices(task: str, include_registry: bool = True) -> list[tuple[str, str]]:
-    """(label, ref) pairs for a task's model pickers: finished runs first, then the registry's models.
+    """(label, ref) pairs for a task's model pickers: finished runs first (newest first), then the registry's
+    models that this machine can run (:func:`unrunnable_models` lists the others, with why).
 
     A run's ref is its folder; a registry model's is ``model:<name>``. Labels say plainly what a choice is, e.g.
     "run 20261123-… efficientnet_lite0 feature_extraction (accuracy 0.749)" or "vgg19 (untrained)".
@@ -64,8 +67,30 @@ def model_choices(task: str, include_registry: bool = True) -> list[tuple[str, s
         choices.append((f"run {r['id']}{metric}", r["path"]))
     if include_registry:
         for spec in registry.list_models(task):
-            choices.append((f"{spec.name} ({weights_status(spec)}, head not trained)", f"model:{spec.name}"))
+            if unavailable_reason(spec.name) is None:
+                choices.append((f"{spec.name} ({weights_status(spec)}, head not trained)", f"model:{spec.name}"))
     return choices
+
+
+def unrunnable_models(task: str) -> list[tuple[str, str]]:
+    """(name, one sentence why) of the task's registry models this machine cannot run (core.starter's check:
+    e.g. a Persian vocabulary only the Hub holds, with the Hub unreachable); they are left out of the pickers."""
+    found = []
+    for spec in registry.list_models(task):
+        reason = unavailable_reason(spec.name)
+        if reason is not None:
+            found.append((spec.name, reason))
+    return found
+
+
+def best_run(task: str) -> dict | None:
+    """The completed run of ``task`` with the best test headline metric (the task's own: accuracy, F1), the newest
+    of equal ones; a completed run without one counts below any scored run. None when there is no completed run."""
+    done = [r for r in list_runs(task=task) if r["status"] == "completed"]
+    if not done:
+        return None
+    scored = lambda r: isinstance(r["headline"], (int, float)) and math.isfinite(r["headline"])  # noqa: E731
+    return max(done, key=lambda r: (scored(r), r["headline"] if scored(r) else 0.0, r["id"]))
 
 
 class ExplanationCache:

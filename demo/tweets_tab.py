@@ -10,7 +10,7 @@ import gradio as gr
 from core.tasks.tweets.data import clean_tweet
 from core.paths import REPO_ROOT
 from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
-from demo.pickers import (INFERENCE_CONCURRENCY, checked_input, label_columns, load_model, md_escape,
+from demo.pickers import (INFERENCE_CONCURRENCY, ModelLists, checked_input, label_columns, load_model, md_escape,
                           model_heading, picker_panel, predict_columns, predict_with, refresh_pickers,
                           unpicked_heading, user_message)
 
@@ -106,7 +106,9 @@ def refresh_models(*current: str | None):
     return tuple(refresh_pickers("tweets", *current))
 
 
-def build() -> None:
+def build() -> ModelLists:
+    """Lay the tab out and wire it; returns its model lists (demo.app refreshes them when the tab is selected and
+    on its timer)."""
     gr.Markdown("Is a COVID-19 tweet real news or fake news? Compare up to three models; emojis are read as words.")
     with gr.Row():
         with gr.Column(scale=3):
@@ -116,14 +118,16 @@ def build() -> None:
                         example_labels=[f"{t['style']}: {t['text'][:60]}…" for t in examples],
                         api_name="tweet_example")
         with gr.Column(scale=2):
-            pickers, go, refresh, status = picker_panel("tweets", N_MODELS, "Classify")
+            lists, go, refresh, status = picker_panel("tweets", N_MODELS, "Classify")
+            pickers = lists.pickers
             explain_go = gr.Button("Explain", variant="secondary")
             explain_status = gr.Markdown()
     results, columns = label_columns(N_MODELS, 2, "P(real) / P(fake)",
                                      below=lambda i: explain_column(f"Model {i + 1}", pickers[i].value, True))
     gr.on([go.click, tweet.submit], classify_tweets, [tweet, *pickers], [status, *results], api_name="tweet_classify",
           batch=True, max_batch_size=MAX_BATCH, concurrency_limit=INFERENCE_CONCURRENCY)
-    refresh.click(refresh_models, pickers, pickers, api_name="tweet_refresh_models")
+    refresh.click(refresh_models, pickers, pickers, api_name="tweet_refresh_models").then(
+        **lists.follow_event(), api_name="tweet_refresh_note")
     methods = [c.method for c in columns]
     gr.on([p.change for p in pickers], methods_update, pickers, methods, api_name="tweet_explain_methods")
     gr.on([m.change for m in methods], attention_controls, methods,
@@ -132,3 +136,4 @@ def build() -> None:
           [tweet, *pickers, *methods, *(c.layer for c in columns), *(c.head for c in columns)],
           [explain_status, *(w for c in columns for w in c.outputs())], api_name="explain_tweet",
           concurrency_limit=INFERENCE_CONCURRENCY)
+    return lists

@@ -1,5 +1,5 @@
 """TrainConfig's newer settings: SGD with (Nesterov) momentum, the image head and normalisation choices, the step
-log, and precision; each bad value is one sentence."""
+log, precision, micro-batches and devices; each bad value is one sentence."""
 import pytest
 import torch
 
@@ -38,6 +38,13 @@ def test_adam_is_still_the_default():
     ({"precision": "fp16"}, "Unknown precision 'fp16'; use auto, fp32 or bf16."),
     ({"head": "huge"}, "Unknown head 'huge'; use paper, paper_1024 or linear."),
     ({"optimizer": "rmsprop"}, "Unknown optimizer 'rmsprop'; use adam, adamw or sgd."),
+    ({"micro_batch": -1}, "Micro batch must be a whole number of examples from 0 (the whole batch) to 4,096"),
+    ({"micro_batch": 2.5}, "Micro batch must be a whole number"),
+    ({"micro_batch": True}, "Micro batch must be a whole number"),
+    ({"devices": 0}, "Devices must be a whole number from 1 to 1,024; got 0."),
+    ({"devices": 1.5}, "Devices must be a whole number"),
+    ({"devices": 4, "batch_size": 3, "device": "cpu"}, "The batch size (3) is the global batch shared by the 4 "
+                                                       "devices, so it must be at least 4."),
 ])
 def test_a_bad_value_is_one_sentence(settings, words):
     with pytest.raises(BadSettingError) as err:
@@ -46,8 +53,25 @@ def test_a_bad_value_is_one_sentence(settings, words):
     assert words in message and message.count(". ") == 0 and message.endswith(".")
 
 
+def test_micro_batch_and_devices_in_range_are_accepted():
+    assert _cfg(micro_batch=0).validate().micro_batch == 0 and _cfg(micro_batch=7).validate().micro_batch == 7
+    assert _cfg(devices=2, device="cpu").validate().devices == 2  # CPU processes need no GPU
+
+
+@pytest.mark.parametrize("device", ["cuda", "auto"])
+def test_devices_on_cuda_need_that_many_gpus(monkeypatch, device):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    with pytest.raises(BadSettingError) as err:
+        _cfg(devices=2, device=device).validate()
+    assert str(err.value) == "Training on 2 devices needs 2 GPUs; this machine has 1."
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _cfg(devices=2, device=device).validate().devices == 2
+
+
 def test_new_settings_round_trip_through_config_json():
-    cfg = _cfg(optimizer="sgd", nesterov=True, normalize="half", head="paper_1024", log_every=7, precision="bf16")
+    cfg = _cfg(optimizer="sgd", nesterov=True, normalize="half", head="paper_1024", log_every=7, precision="bf16",
+               micro_batch=8, devices=2)
     again = TrainConfig.from_json(cfg.to_json())
     assert again == cfg
 

@@ -10,6 +10,14 @@ Determinism: the batch order of epoch e depends only on (seed, e); dropout draws
 whose state is saved in every checkpoint. So on CPU a run interrupted and resumed ends with the same weights
 and metrics as one that never stopped.
 
+Micro-batches and processes: each optimizer step's batch can be cut into micro-batches (``micro_batch``: forward
+and backward per piece, each loss weighted by its share of the batch, one step) and shared by several processes
+(``devices``, core/engine/distributed.py: each takes a contiguous slice, DistributedDataParallel sums the
+gradients). Both give the update of the whole batch at once, up to float rounding, for a loss that is a mean of
+per-example losses that do not depend on the other examples of the batch. Not covered: BatchNorm layers in
+training mode (their statistics are the piece's), dropout (different draws of the same distribution) and the QA
+loss over padded positions (a piece is trimmed to its own longest window).
+
 Safety: a checkpoint is also written every ``checkpoint_minutes`` within an epoch, so a crash loses at most that;
 a heartbeat thread keeps status.json's pid/heartbeat fresh, so a run whose process died reads as "interrupted";
 a cancel is honoured in every phase (data, frozen-feature cache, training, validation, test) through the progress
@@ -32,7 +40,9 @@ import torch
 
 from core import registry
 from core.config import TrainConfig
+from core.engine import distributed
 from core.engine.checkpoint import optimizer_from_safe, optimizer_to_safe
+from core.engine.distributed import FollowerRun, Group
 from core.engine.runtime import tune_cpu_allocator
 from core.engine.task import TaskRun
 from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
@@ -146,8 +156,11 @@ class Trainer:
     """Runs one TaskRun to completion (or to a cancel / the time budget), writing the run store."""
 
     def __init__(self, task: TaskRun, run: Run, on_progress: ProgressCallback | None = None,
-                 on_epoch: EpochCallback | None = None, cancel: threading.Event | None = None):
+                 on_epoch: EpochCallback | None = None, cancel: threading.Event | None = None,
+                 group: Group | None = None):
         self.task, self.run, self.cfg = task, run, task.cfg
+        self.group = group or Group()  # the processes of a data-parallel run; one by default
+        self.step_fn = None  # task.train_step, or the same under DistributedDataParallel (built by fit)
         self.on_progress, self.on_epoch = on_progress, on_epoch
         self.cancel = cancel or threading.Event()
         self.state = FitState()
@@ -161,6 +174,9 @@ class Trainer:
 
     # -- checkpoints ----------------------------------------------------------------------------------------
     def save_checkpoint(self) -> None:
+        if not self.group.main:  # rank 0 alone writes the run store
+            self.last_checkpoint = time.monotonic()
+            return
         opt_meta, opt_tensors = optimizer_to_safe(self.optimizer)
         opt_tensors["rng/cpu"] = torch.get_rng_state()
         if torch.cuda.is_available():
@@ -194,6 +210,8 @@ class Trainer:
         s.first_loss = meta.get("first_loss")
         s.log_loss_sum, s.log_steps = meta.get("log_loss_sum", 0.0), meta.get("log_steps", 0)
         s.log_seconds = meta.get("log_seconds", 0.0)
+        if not self.group.main:  # the files below are rank 0's to rewrite
+            return
         # Steps done after the checkpoint are redone: keep the step history up to it.
         self.run.write_steps([row for row in self.run.read_steps() if row["step"] <= s.global_step])
         # Epochs finished after the checkpoint was written are redone: keep history up to the checkpoint.
@@ -251,6 +269,52 @@ class Trainer:
         raise DivergedError(f"Training diverged at epoch {min(s.epoch + 1, self.cfg.epochs)}, {where} (loss "
                             f"{loss:.3g}{start}): lower the learning rate (it is {self.lr:g}), e.g. by 10x.{kept}")
 
+    # -- one step -------------------------------------------------------------------------------------------
+    def train_one_step(self, batch) -> tuple[float, int, int]:
+        """One optimizer step on one (global) batch; returns its mean loss, correct and examples, over every
+        process.
+
+        This process takes its contiguous slice of the batch and cuts it into pieces of at most ``micro_batch``;
+        each piece's mean loss is weighted by its share of the global batch (times the number of processes, as
+        DDP averages the processes' gradients), so the summed gradient is that of the whole batch's mean loss.
+        A process whose slice is empty (a last batch smaller than the group) runs one example with weight 0, so
+        that it still joins the gradient all-reduce.
+        """
+        cfg, task, g = self.cfg, self.task, self.group
+        if self.step_fn is None:
+            self.step_fn = g.wrap(task)
+        n = task.batch_length(batch)
+        start, stop = g.shard(n)
+        mine = stop - start
+        if not mine:
+            local = task.slice_batch(batch, 0, 1)  # a stand-in with weight 0
+        elif g.parallel:
+            local = task.slice_batch(batch, start, stop)
+        else:
+            local = batch
+        m = mine or 1
+        size = cfg.micro_batch or m
+        pieces = [(a, min(a + size, m)) for a in range(0, m, size)]
+        self.optimizer.zero_grad(set_to_none=True)
+        mean_loss, correct, count = 0.0, 0, 0
+        for i, (a, b) in enumerate(pieces):
+            piece = local if len(pieces) == 1 else task.slice_batch(local, a, b)
+            with g.no_sync(self.step_fn, last=i == len(pieces) - 1):
+                with _autocast(task.device, cfg.precision):
+                    loss, c, k = self.step_fn(piece)
+                share = k * g.world / n if mine else 0.0
+                (loss if share == 1.0 else loss * share).backward()
+            if mine:
+                mean_loss += loss.detach().item() * (k / n)  # k / n is 1.0 for a whole batch: its loss exactly
+                correct += c
+                count += k
+        if g.parallel:
+            mean_loss, correct, count = g.sum([mean_loss, correct, count])
+            correct, count = int(correct), int(count)
+        self._check_divergence(mean_loss)  # before the step: a diverged loss never reaches the weights
+        self.optimizer.step()
+        return mean_loss, correct, count
+
     # -- the loop -------------------------------------------------------------------------------------------
     def fit(self) -> Run:
         """Train to the configured number of epochs, then evaluate on the test split.
@@ -265,13 +329,15 @@ class Trainer:
         every = log_interval(cfg.log_every, steps_per_epoch)
         self.run.set_status("running", f"Training {cfg.model} ({cfg.strategy}).")
         train_seconds, steps_this_process = 0.0, 0
+        if self.step_fn is None:  # every process builds DDP together (it broadcasts rank 0's weights)
+            self.step_fn = self.group.wrap(task)
 
         while s.epoch < cfg.epochs:
             batches = task.train_batches(s.epoch)
             set_train_mode(task.model, True)
             t_epoch = time.monotonic()
             for batch in batches[s.step_in_epoch:]:
-                if self.cancel.is_set():
+                if self.group.any(self.cancel.is_set()):  # rank 0's cancel stops every process at this step
                     s.epoch_seconds += time.monotonic() - t_epoch
                     self.save_checkpoint()
                     msg = (f"Cancelled at epoch {s.epoch + 1}, step {s.step_in_epoch}; the checkpoint is kept and the "
@@ -284,29 +350,24 @@ class Trainer:
                     t_epoch = now
                     self.save_checkpoint()
                 t0 = time.monotonic()
-                with _autocast(task.device, cfg.precision):
-                    loss, correct, count = task.train_step(batch)
-                self._check_divergence(float(loss.detach()))
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
+                loss, correct, count = self.train_one_step(batch)
                 dt = time.monotonic() - t0
                 train_seconds += dt
                 steps_this_process += 1
                 s.step_in_epoch += 1
                 s.global_step += 1
-                s.train_loss_sum += loss.detach().item() * count
+                s.train_loss_sum += loss * count
                 s.train_correct += correct
                 s.train_count += count
-                s.log_loss_sum += loss.detach().item()
+                s.log_loss_sum += loss
                 s.log_steps += 1
                 s.log_seconds += dt
                 if s.log_steps >= every or s.step_in_epoch == len(batches):
                     self._log_steps()
-                self._emit("train", s.step_in_epoch, len(batches), loss.detach().item(), total_steps=total_steps,
+                self._emit("train", s.step_in_epoch, len(batches), loss, total_steps=total_steps,
                            train_seconds=train_seconds, steps_this_process=steps_this_process)
-                if budget is not None and time.monotonic() - self.started > budget and \
-                        s.step_in_epoch < len(batches):
+                if budget is not None and s.step_in_epoch < len(batches) and \
+                        self.group.any(time.monotonic() - self.started > budget):
                     s.epoch_seconds += time.monotonic() - t_epoch
                     self.save_checkpoint()
                     msg = (f"Stopped by the {self.budget_minutes:g}-minute budget at epoch {s.epoch + 1}, step "
@@ -316,7 +377,7 @@ class Trainer:
             s.epoch_seconds += time.monotonic() - t_epoch
             self._end_epoch(total_steps)
             last = s.epoch >= cfg.epochs
-            over_budget = budget is not None and time.monotonic() - self.started > budget
+            over_budget = budget is not None and self.group.any(time.monotonic() - self.started > budget)
             if last or over_budget or s.epoch % cfg.checkpoint_every == 0:
                 self.save_checkpoint()
             if over_budget and not last:
@@ -324,7 +385,7 @@ class Trainer:
                        f"python -m core train --resume {self.run.path}")
                 self.run.set_status("stopped", msg)
                 return self.run
-        self._final_evaluation()
+        self.group.agree(self._final_evaluation, everyone=False)  # rank 0 tests and writes; the others wait
         return self.run
 
     def _log_steps(self) -> None:
@@ -346,14 +407,19 @@ class Trainer:
         }
         if task.has_split("val"):
             t0 = time.monotonic()
-            self.check_cancel("eval:val")
-            val = task.evaluate("val", self._phase_progress)
-            self._check_divergence(float(val.metrics["loss"]), "validation")
-            row["val_loss"] = val.metrics["loss"]
-            row[f"val_{task.monitor}"] = val.metrics[task.monitor]
+
+            def validate() -> tuple:
+                self.check_cancel("eval:val")
+                val = task.evaluate("val", self._phase_progress)
+                self._check_divergence(float(val.metrics["loss"]), "validation")
+                return val.metrics["loss"], val.metrics[task.monitor]
+
+            # rank 0 validates; every process gets its figures, so their schedulers step alike
+            row["val_loss"], monitor = self.group.agree(validate, everyone=False)
+            row[f"val_{task.monitor}"] = monitor
             row["eval_seconds"] = time.monotonic() - t0
             if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                self.scheduler.step(val.metrics[task.monitor])
+                self.scheduler.step(monitor)
         if self.scheduler is not None and not isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
             self.scheduler.step()
         s.history.append(row)
@@ -366,7 +432,9 @@ class Trainer:
 
     def _final_evaluation(self) -> None:
         self.check_cancel("eval:test")
+        t0 = time.monotonic()
         result = self.task.evaluate("test", self._phase_progress)
+        test_seconds = time.monotonic() - t0
         self._check_divergence(float(result.metrics["loss"]), "test")
         counts = self.task.parameter_counts()
         epoch_secs = [r["seconds"] for r in self.state.history]
@@ -374,6 +442,7 @@ class Trainer:
         metrics["parameters"] = counts
         metrics["seconds_per_epoch"] = epoch_secs
         metrics["mean_seconds_per_epoch"] = sum(epoch_secs) / len(epoch_secs) if epoch_secs else None
+        metrics["test_seconds"] = test_seconds
         self.run.write_metrics(metrics)
         self.run.write_predictions(result.predictions)
         self.run.set_status("completed", f"Finished: test {self.task.headline} "
@@ -438,29 +507,40 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
 
     Typed errors (TransferLabError) leave the run folder with status "failed" and a one-sentence message; what
     was already checkpointed stays on disk.
+
+    Inside torch.distributed.run (``devices`` > 1, core/engine/distributed.py) every process calls this: rank 0
+    creates and writes the run, the others follow it; a resumed run continues with however many processes this
+    launch has (its checkpoint holds plain weights).
     """
     from_checkpoint = False
     if resume is not None:
         run = open_run(resume, runs_root)
         saved = run.read_config()
         cfg = run.train_config()  # one sentence when config.json lacks or garbles its settings
+        group = distributed.setup(cfg.device)
         from_checkpoint = run.has_checkpoint()
         if not from_checkpoint:  # cancelled or interrupted before its first checkpoint: start it again, same config
             if run.read_status().get("status") == "completed":
                 raise BadSettingError(f"Run {run.id} is completed and has no checkpoint to continue from.")
-            run.write_history([])
-            run.write_steps([])
+            if group.main:
+                run.write_history([])
+                run.write_steps([])
     else:
         if cfg is None:
             raise BadSettingError("Give a training configuration or a run to resume.")
         cfg.validate()  # the task, model and strategy fit together, and every setting is in range
-        run = create_run(cfg.model, cfg.strategy, runs_root)
+        group = distributed.setup(cfg.device)
+        _check_processes(cfg, group)
+        run = group.agree(lambda: create_run(cfg.model, cfg.strategy, runs_root), everyone=False)
+    if not group.main:
+        run = FollowerRun(run)
+        on_progress = on_epoch = None  # the console and the app hear from rank 0
     cancel = cancel or threading.Event()
     run.set_status("running", f"Preparing {cfg.model} ({cfg.strategy}): loading the data.")
     try:
-        with heartbeat(run):
+        with heartbeat(run) if group.main else contextlib.nullcontext():
             return _train_in(run, cfg, saved if resume is not None else None, from_checkpoint, on_progress,
-                             on_epoch, cancel, max_minutes)
+                             on_epoch, cancel, max_minutes, group)
     except CancelledError as err:
         if run.read_raw_status().get("status") != "cancelled":
             run.set_status("cancelled", str(err))
@@ -485,6 +565,19 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
         run.set_status("failed", "Training stopped unexpectedly; the last checkpoint is kept and the run can be "
                                  "resumed.")
         raise
+    finally:
+        group.close()
+
+
+def _check_processes(cfg: TrainConfig, group: Group) -> None:
+    """A new run's ``devices`` is the number of processes this machine runs it with: one sentence otherwise."""
+    if cfg.devices == group.local_world:
+        return
+    if not group.parallel:
+        raise BadSettingError(f"Training on {cfg.devices} devices runs {cfg.devices} processes: start it with "
+                              f"`python -m core train ... --devices {cfg.devices}`, which launches them.")
+    raise BadSettingError(f"This run was launched as {group.local_world} processes on this machine but asks for "
+                          f"{cfg.devices} devices; give --devices {group.local_world}.")
 
 
 def _cancel_point(trainer_or_none, cancel: threading.Event, run: Run, phase: str) -> None:
@@ -498,13 +591,16 @@ def _cancel_point(trainer_or_none, cancel: threading.Event, run: Run, phase: str
 
 
 def _train_in(run: Run, cfg: TrainConfig, saved: dict | None, from_checkpoint: bool, on_progress, on_epoch,
-              cancel: threading.Event, max_minutes: float | None) -> Run:
-    """train()'s body, inside its heartbeat and error handling; cancel points between every phase."""
-    task = make_task(cfg)
+              cancel: threading.Event, max_minutes: float | None, group: Group) -> Run:
+    """train()'s body, inside its heartbeat and error handling; cancel points between every phase (rank 0's
+    cancel, heard by every process)."""
+    t_load = time.monotonic()
+    task = make_task(cfg, group.device)
     task.load_data()
-    _cancel_point(None, cancel, run, "data")
+    group.agree(lambda: _cancel_point(None, cancel, run, "data"), everyone=False)
     task.build_model(saved.get("labels") if saved is not None else None)
-    trainer = Trainer(task, run, on_progress, on_epoch, cancel)
+    load_seconds = time.monotonic() - t_load  # reading the data and building the model, part of the wall time
+    trainer = Trainer(task, run, on_progress, on_epoch, cancel, group)
     if max_minutes is not None:
         trainer.budget_minutes = max_minutes
     if from_checkpoint:
@@ -512,12 +608,16 @@ def _train_in(run: Run, cfg: TrainConfig, saved: dict | None, from_checkpoint: b
     else:
         torch.manual_seed(cfg.seed)  # dropout draws depend on the seed only, whatever the builder consumed
         run.write_config(run_config(task, {}, trainer.lr))
+    if group.rank > 0:  # the other processes draw their own dropout masks, deterministically
+        torch.manual_seed(cfg.seed * 1_000_003 + group.rank * 7_919 + trainer.state.global_step)
     t0 = time.monotonic()
-    prepared = task.prepare_training(trainer._phase_progress)
+    # every process builds its own frozen-feature cache (any example may fall in its slice of a batch)
+    prepared = group.agree(lambda: task.prepare_training(trainer._phase_progress))
     prepared["prepare_seconds"] = time.monotonic() - t0
+    prepared["load_seconds"] = load_seconds
     if not from_checkpoint:
         run.write_config(run_config(task, prepared, trainer.lr))
-    trainer.check_cancel("cache")
+    group.agree(lambda: trainer.check_cancel("cache"), everyone=False)
     return trainer.fit()
 
 

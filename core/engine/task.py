@@ -3,6 +3,10 @@
 A TaskRun owns one model and its data for one run. The engine (core.engine.fit.fit) asks it for the batches of an
 epoch, for one training step's loss, and for an evaluation; it never looks inside the model or the data.
 Batches are small descriptors (index tensors), so a resumed run can skip the batches already done for free.
+
+The engine also cuts batches into pieces (micro-batches, and each process's share with ``devices`` > 1) through
+:meth:`TaskRun.batch_length` and :meth:`TaskRun.slice_batch`. The default treats a batch as tensors along dim 0,
+nested in tuples, lists and dicts (:func:`slice_batch`); a task whose batch is something else overrides both.
 """
 from __future__ import annotations
 
@@ -18,6 +22,49 @@ from core.config import TrainConfig
 from core.errors import BadInputError, BadSettingError, RunNotFoundError
 from core.freezing import apply_strategy, count_parameters
 from core.registry import BuildRequest
+
+
+def batch_length(batch: Any) -> int:
+    """Examples in a batch: the dim-0 length its tensors share (see :func:`slice_batch`)."""
+    lengths = set()
+
+    def walk(part) -> None:
+        if isinstance(part, torch.Tensor) and part.dim() > 0:
+            lengths.add(len(part))
+        elif isinstance(part, dict):
+            for value in part.values():
+                walk(value)
+        elif isinstance(part, (tuple, list)):
+            for value in part:
+                walk(value)
+
+    walk(batch)
+    if len(lengths) != 1:
+        raise ValueError(f"A batch's tensors must share one length along dim 0; found {sorted(lengths)}.")
+    return lengths.pop()
+
+
+def slice_batch(batch: Any, start: int, stop: int) -> Any:
+    """Examples ``start:stop`` of a batch: every tensor with a dim 0 is sliced along it, tuples, lists and dicts
+    keep their structure, and the other parts -- 0-dim tensors, numbers, strings, None: facts about the whole batch,
+    such as a padding width -- are given unchanged to every piece. Anything else is a bug in the task.
+
+    >>> slice_batch((torch.arange(5), {"flip": torch.zeros(5), "width": 7}), 1, 3)
+    (tensor([1, 2]), {'flip': tensor([0., 0.]), 'width': 7})
+    """
+    if isinstance(batch, torch.Tensor):
+        return batch[start:stop] if batch.dim() > 0 else batch
+    if isinstance(batch, dict):
+        return {key: slice_batch(value, start, stop) for key, value in batch.items()}
+    if isinstance(batch, tuple):
+        parts = [slice_batch(v, start, stop) for v in batch]
+        return type(batch)(*parts) if hasattr(batch, "_fields") else tuple(parts)  # a namedtuple keeps its type
+    if isinstance(batch, list):
+        return [slice_batch(v, start, stop) for v in batch]
+    if batch is None or isinstance(batch, (bool, int, float, str)):
+        return batch
+    raise TypeError(f"Cannot cut a batch part of type {type(batch).__name__} into micro-batches; the task must "
+                    "override TaskRun.slice_batch.")
 
 
 @dataclass
@@ -100,7 +147,19 @@ class TaskRun(abc.ABC):
 
     @abc.abstractmethod
     def train_step(self, batch: Any) -> tuple[torch.Tensor, int, int]:
-        """Forward one batch in training mode: (mean loss, number correct, number of examples)."""
+        """Forward one batch in training mode: (mean loss, number correct, number of examples).
+
+        The loss must be the mean over the batch's examples of a per-example loss, so that a batch cut into pieces
+        (micro-batches, processes) and their losses weighted by their shares of examples gives the same gradient.
+        """
+
+    def batch_length(self, batch: Any) -> int:
+        """Examples in one of :meth:`train_batches`' batches."""
+        return batch_length(batch)
+
+    def slice_batch(self, batch: Any, start: int, stop: int) -> Any:
+        """Examples ``start:stop`` of one of :meth:`train_batches`' batches, itself a batch for :meth:`train_step`."""
+        return slice_batch(batch, start, stop)
 
     @abc.abstractmethod
     def evaluate(self, split: str, progress: ProgressFn | None = None) -> EvalResult:

@@ -1,9 +1,11 @@
-"""Two finished runs of one task side by side: metrics, confusion-matrix cells and disagreements.
+"""Finished runs of one task side by side: metrics and cost for two or more, and for a pair of them
+confusion-matrix cells and disagreements.
 
-Pure functions over the run store's files (config.json, metrics.json, history.jsonl, predictions.jsonl); nothing
-here imports gradio or loads a model. :func:`compare_runs` reads both runs once, checks they can be compared
-(both finished, same task, same label set) and finds the test examples both have; the other functions take its
-:class:`Comparison`.
+Pure functions over the run store's files (config.json, metrics.json, history.jsonl, steps.jsonl,
+predictions.jsonl); nothing here imports gradio or loads a model. :func:`load_runs` reads two or more runs and
+checks they can be compared (all finished, same task, same label set); :func:`metrics_tables` puts them in one
+table, cost first. :func:`compare_runs` does the same for a pair and finds the test examples both have; the
+per-example functions take its :class:`Comparison`.
 
 Test ids. An image or tweet run's test subset is drawn with its own seed and eval limit, so two runs trained with
 different seeds or limits may hold different examples. Everything per example (confusion matrices, cells,
@@ -15,8 +17,8 @@ own answers (its PredictionRow class, ``TaskSpec.row``): classification rows use
 a 2 x 2 answerable/unanswerable by answered/abstained matrix (see core/tasks/qa/rows.py).
 
 >>> pair = compare_runs("runs/20261123-101500-mlp-scratch-ab12", "runs/20261123-102000-mlp-sc-cd34")  # doctest: +SKIP
->>> [row[0] for row in metrics_table(pair.a, pair.b)][:3]                             # doctest: +SKIP
-['run', 'model', 'strategy']
+>>> [row[0] for row in metrics_table(pair.a, pair.b)][:5]                             # doctest: +SKIP
+['run', 'model', 'strategy', 'weights', 'trainable parameters']
 >>> len(cell_examples(pair, "cat", "dog")) == confusion(pair, "a").count("cat", "dog")  # doctest: +SKIP
 True
 """
@@ -32,6 +34,7 @@ from core.engine.rows import PredictionRow, dig
 from core.errors import BadInputError, RunNotFoundError, TransferLabError
 from core.presets import references_for
 from core.registry import TaskSpec
+from core.store.report import run_cost, split_sizes
 from core.store.runs import Run, open_run, weights_label
 
 Side = Literal["a", "b"]
@@ -56,6 +59,7 @@ class RunRecord:
     history: list[dict]
     predictions: list[PredictionRow]
     by_id: dict[str, PredictionRow] = field(repr=False)  # test id -> its row
+    steps: list[dict] = field(default_factory=list, repr=False)  # steps.jsonl: the per-step training loss
 
     @property
     def label(self) -> str:
@@ -110,6 +114,7 @@ def load_run(ref: str | os.PathLike | Run | RunRecord, runs_root: str | os.PathL
         metrics = run.read_metrics()
         predictions = run.read_predictions()
         history = run.read_history()
+        steps = run.read_steps()
     except (OSError, json.JSONDecodeError):  # deleted or half-written between open_run and the reads
         raise RunNotFoundError(f"Run {run.id} could not be read; it may have been deleted.") from None
     if status.get("status") != "completed":
@@ -123,12 +128,51 @@ def load_run(ref: str | os.PathLike | Run | RunRecord, runs_root: str | os.PathL
     row_type = registry.get_task(task).row_class()
     rows = [row_type.from_json(r) for r in predictions]
     return RunRecord(id=run.id, path=str(run.path), task=task, config=config, metrics=metrics, history=history,
-                     predictions=rows, by_id={r.id: r for r in rows})
+                     predictions=rows, by_id={r.id: r for r in rows}, steps=steps)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Two runs
+# Two or more runs
 # ---------------------------------------------------------------------------------------------------------------
+LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+MAX_RUNS = len(LETTERS)  # runs are named A, B, C, ... in tables and legends
+
+
+def letter(i: int) -> str:
+    """The name of the ``i``-th run of a comparison (0 -> "A")."""
+    return LETTERS[i]
+
+
+def check_comparable(records: list[RunRecord] | tuple[RunRecord, ...]) -> None:
+    """NotComparableError (one sentence) unless every run has run A's task and labels."""
+    a = records[0]
+    pick = "two runs" if len(records) == 2 else "runs"
+    for i, r in enumerate(records[1:], start=1):
+        if r.task != a.task:
+            raise NotComparableError(f"Run A ({a.id}) is for the {a.task} task and run {letter(i)} ({r.id}) for "
+                                     f"the {r.task} task: pick {pick} of the same task.")
+        if r.classes != a.classes:
+            raise NotComparableError(f"Run A predicts the classes {', '.join(a.classes)} and run {letter(i)} "
+                                     f"{', '.join(r.classes)}: pick {pick} with the same labels.")
+
+
+def load_runs(refs, runs_root: str | os.PathLike | None = None) -> tuple[RunRecord, ...]:
+    """Two or more finished runs of one task with the same labels, read once, in the order given (A, B, C, ...).
+
+    BadInputError with fewer than two or more than MAX_RUNS; NotComparableError / RunNotFoundError as for a pair.
+
+    >>> [r.id for r in load_runs([run_a.path, run_b.path, run_c.path])]   # doctest: +SKIP
+    """
+    refs = [r for r in refs if r not in (None, "")]
+    if len(refs) < 2:
+        raise BadInputError("Pick at least two runs to compare.")
+    if len(refs) > MAX_RUNS:
+        raise BadInputError(f"Compare at most {MAX_RUNS} runs at once; {len(refs)} were picked.")
+    records = tuple(load_run(ref, runs_root) for ref in refs)
+    check_comparable(records)
+    return records
+
+
 @dataclass(frozen=True)
 class Comparison:
     a: RunRecord
@@ -169,12 +213,7 @@ def compare_runs(ref_a, ref_b, runs_root: str | os.PathLike | None = None) -> Co
     ''
     """
     a, b = load_run(ref_a, runs_root), load_run(ref_b, runs_root)
-    if a.task != b.task:
-        raise NotComparableError(f"Run A ({a.id}) is for the {a.task} task and run B ({b.id}) for the {b.task} "
-                                 "task: pick two runs of the same task.")
-    if a.classes != b.classes:
-        raise NotComparableError(f"Run A predicts the classes {', '.join(a.classes)} and run B "
-                                 f"{', '.join(b.classes)}: pick two runs with the same labels.")
+    check_comparable((a, b))
     ids = tuple(i for i in a.by_id if i in b.by_id)
     return Comparison(a=a, b=b, ids=ids, only_a=len(a.by_id) - len(ids), only_b=len(b.by_id) - len(ids))
 
@@ -183,40 +222,79 @@ def _number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# The cost rows every table opens with, before the metrics (names as shown).
+COST_ROWS = ("trainable parameters", "total parameters", "wall time (s)", "setup / feature cache (s)",
+             "train seconds per epoch", "validation seconds per epoch", "epochs", "train examples",
+             "validation examples")
+# What "wall time" adds up, for the UI's note (see core.store.report.run_cost).
+WALL_TIME_NOTE = ("Wall time = loading the data and the model + setup (the frozen-feature cache pass of a cached "
+                  "run) + every epoch's training and validation + the final test pass.")
+
+
 def run_facts(r: RunRecord) -> dict[str, object]:
-    """One run's column of :func:`metrics_table`, name -> value, in table order."""
+    """One run's column of :func:`metrics_table`, name -> value, in table order: what the run is, what it cost
+    (COST_ROWS), its overall test metrics with the reference figures of its preset, then the per-class metrics."""
     cfg, m = r.config, r.metrics
-    params = m.get("parameters") or cfg.get("parameters") or {}
+    cost = run_cost(cfg, m, r.history)
+    sizes = split_sizes(cfg)
     facts = {"run": r.id, "model": dig(cfg, "train", "model"), "strategy": dig(cfg, "train", "strategy"),
              "weights": weights_label(cfg.get("weights"))}
-    facts.update(r.row_type.metric_facts(m, r.classes))  # the task's own test metrics, in its order
+    facts.update(zip(COST_ROWS, (cost["trainable"], cost["total"], cost["wall_seconds"], cost["setup_seconds"],
+                                 cost["train_seconds_per_epoch"], cost["val_seconds_per_epoch"], cost["epochs"],
+                                 sizes.get("train"), sizes.get("val"))))
+    overall = r.row_type.metric_facts(m, ())  # the task's own test metrics, in its order, without per-class ones
+    facts.update(overall)
     for ref in references_for(dig(cfg, "train", "preset")):  # what the course report / paper behind its preset got
         facts[f"{ref['source']} reference: {ref['metric']}"] = ref["value"]
-    facts.update({"trainable parameters": params.get("trainable"), "total parameters": params.get("total"),
-                  "epochs": len(r.history) or None, "mean seconds per epoch": m.get("mean_seconds_per_epoch")})
+    facts.update((k, v) for k, v in r.row_type.metric_facts(m, r.classes).items() if k not in overall)
     return facts
 
 
-def metrics_table(run_a: RunRecord, run_b: RunRecord) -> list[list]:
-    """Rows ``[name, value A, value B, B - A]`` (the difference only where both are numbers).
+def per_class_names(r: RunRecord) -> set[str]:
+    """The names of :func:`run_facts` that are per-class metrics (the classes' precision, recall, F1)."""
+    overall = r.row_type.metric_facts(r.metrics, ())
+    return {k for k in r.row_type.metric_facts(r.metrics, r.classes) if k not in overall}
 
-    What each run is (run id, model, strategy, weights pretrained/untrained and their source); its test metrics
-    as stored in its metrics.json, i.e. on its own test set (classification: test examples, accuracy, macro
-    precision/recall/F1, weighted F1, ROC-AUC when binary, test loss, then precision/recall/F1 per class; QA:
-    exact match and F1 overall, on answerable (HasAns) and unanswerable (NoAns) questions with their counts,
-    questions answered, null threshold, test loss); what it cost (trainable and total parameters, epochs, mean
-    training seconds per epoch). A name only one run has shows None for the other.
 
-    >>> metrics_table(pair.a, pair.b)[5]   # doctest: +SKIP
-    ['test examples', 30, 30, 0]
+def metrics_table(*runs: RunRecord) -> list[list]:
+    """Rows ``[name, value A, value B, ..., B - A, C - A, ...]`` for two or more runs (the differences only where
+    both are numbers); with two runs ``[name, A, B, B - A]``.
+
+    What each run is (run id, model, strategy, weights pretrained/untrained and their source); what it cost
+    (COST_ROWS: trainable and total parameters, wall time, setup, training and validation seconds per epoch,
+    epochs, train and validation examples); its test metrics as stored in its metrics.json, i.e. on its own test
+    set (classification: test examples, accuracy, macro precision/recall/F1, weighted F1, ROC-AUC when binary,
+    test loss; QA: exact match and F1 overall, on answerable (HasAns) and unanswerable (NoAns) questions with
+    their counts, questions answered, null threshold, test loss), the "<source> reference" figures of its preset,
+    then precision/recall/F1 per class. A name only some runs have shows None for the others.
+
+    >>> metrics_table(pair.a, pair.b)[4]   # doctest: +SKIP
+    ['trainable parameters', 855050, 855050, 0]
     """
-    fa, fb = run_facts(run_a), run_facts(run_b)
-    names = list(fa) + [n for n in fb if n not in fa]
+    if len(runs) < 2:
+        raise BadInputError("Pick at least two runs to compare.")
+    columns = [run_facts(r) for r in runs]
+    names = list(columns[0])
+    for facts in columns[1:]:
+        names += [n for n in facts if n not in names]
     rows = []
     for name in names:
-        a, b = fa.get(name), fb.get(name)
-        rows.append([name, a, b, b - a if _number(a) and _number(b) else None])
+        values = [facts.get(name) for facts in columns]
+        first = values[0]
+        rows.append([name, *values, *(v - first if _number(first) and _number(v) else None for v in values[1:])])
     return rows
+
+
+def metrics_tables(runs) -> tuple[list[list], list[list]]:
+    """:func:`metrics_table` split in two: (identity, cost, overall metrics and references; per-class rows)."""
+    rows = metrics_table(*runs)
+    per_class = set().union(*(per_class_names(r) for r in runs))
+    return [r for r in rows if r[0] not in per_class], [r for r in rows if r[0] in per_class]
+
+
+def table_headers(n: int) -> list[str]:
+    """Column names of :func:`metrics_table` for ``n`` runs: metric, A, B, ..., B − A, C − A, ..."""
+    return ["metric", *(letter(i) for i in range(n)), *(f"{letter(i)} − A" for i in range(1, n))]
 
 
 # ---------------------------------------------------------------------------------------------------------------

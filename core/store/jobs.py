@@ -5,6 +5,11 @@ queue position, latest progress and per-epoch history. The worker runs ``core.en
 only copy numbers into the job under a lock, so the UI never reaches into a training loop. Cancel sets the
 job's event; the engine checkpoints and stops at the next step.
 
+A job trains (``submit``), resumes a run (``submit_resume``), or records an already fine-tuned checkpoint as a run
+without training (``submit_evaluation``, core.starter); a ``group`` tag ("starter") lets the app follow the jobs of
+one request together. :func:`resume_interrupted` puts every run whose training process died (a restart, a crash)
+back on the queue, so a Space that restarts continues its fine-tunes.
+
 On Hugging Face ZeroGPU (``spaces`` importable and a GPU granted per call) each call is limited in time, so a
 job runs in slices of ``slice_minutes``: each slice is a ``spaces.GPU`` call of ``train(..., max_minutes)``, and
 a slice that stops on the budget is resumed from its checkpoint by the next one.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import queue
 import secrets
 import threading
@@ -44,6 +50,8 @@ class Job:
     started: float | None = None
     finished: float | None = None
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    kind: str = "train"  # "train" (cfg, or resume) | "evaluate" (record a fine-tuned checkpoint, core.starter)
+    group: str | None = None  # a tag shared by jobs submitted together (the starter runs: "starter")
 
 
 def _saved_budget(run_dir: str | None, runs_root: str | None) -> float | None:
@@ -78,13 +86,25 @@ class JobQueue:
         self._worker.start()
 
     # -- submitting and reading ---------------------------------------------------------------------------------
-    def submit(self, cfg: TrainConfig) -> Job:
+    def submit(self, cfg: TrainConfig, group: str | None = None) -> Job:
         """Validate and enqueue a new run; bad settings fail here, before the job is queued."""
         cfg.validate()
-        return self._enqueue(Job(id=secrets.token_hex(4), cfg=cfg))
+        return self._enqueue(Job(id=secrets.token_hex(4), cfg=cfg, group=group))
 
-    def submit_resume(self, run_dir: str) -> Job:
-        return self._enqueue(Job(id=secrets.token_hex(4), cfg=None, resume=run_dir))
+    def submit_resume(self, run_dir: str, group: str | None = None) -> Job:
+        """Continue a run from its checkpoint (or, without one, from the start with its saved settings); a run
+        that records a fine-tuned checkpoint (core.starter) is evaluated again instead."""
+        return self._enqueue(Job(id=secrets.token_hex(4), cfg=None, resume=str(run_dir), group=group))
+
+    def submit_evaluation(self, cfg: TrainConfig, group: str | None = None) -> Job:
+        """Record a registry checkpoint already fine-tuned for its task as a run, without training: its
+        validation split tunes what needs tuning and its test split scores it (core.starter.record_pretrained)."""
+        cfg.validate()
+        return self._enqueue(Job(id=secrets.token_hex(4), cfg=cfg, kind="evaluate", group=group))
+
+    def resume_interrupted(self) -> list[Job]:
+        """Resubmit every run of this queue's store whose training process is gone (see resume_interrupted)."""
+        return resume_interrupted(self.runs_root, self)
 
     def _enqueue(self, job: Job) -> Job:
         with self._lock:
@@ -175,6 +195,7 @@ class JobQueue:
 
     def _run(self, job: Job) -> None:
         from core.engine.fit import train
+        from core.starter import is_evaluation_only, record_pretrained
 
         def on_progress(p) -> None:
             self._update(job, progress=dataclasses.asdict(p), run_dir=p.run_dir or job.run_dir)
@@ -184,6 +205,14 @@ class JobQueue:
                 job.history.append(row)
 
         kwargs = dict(runs_root=self.runs_root, on_progress=on_progress, on_epoch=on_epoch, cancel=job.cancel)
+        if job.kind == "evaluate" or (job.resume is not None and is_evaluation_only(job.resume, self.runs_root)):
+            # nothing trains, so there is nothing to slice or budget: one evaluation (on ZeroGPU, one GPU call)
+            run = _zerogpu_call(lambda: record_pretrained(job.cfg, resume=job.resume, runs_root=self.runs_root,
+                                                          on_progress=on_progress, cancel=job.cancel),
+                                self.slice_minutes or 10)
+            status = run.read_status()
+            self._update(job, run_dir=str(run.path), status=status["status"], message=status["message"])
+            return
         if job.resume is not None:  # curves continue from what the run already has
             from core.store.runs import open_run
 
@@ -213,3 +242,33 @@ class JobQueue:
             run = _zerogpu_call(lambda: train(resume=str(run.path), max_minutes=minutes, **kwargs), minutes)
         status = run.read_status()
         self._update(job, status=status["status"], message=status["message"])
+
+
+def auto_resume_enabled() -> bool:
+    """Whether the app resumes interrupted runs when it starts: yes unless ``TRANSFER_LAB_AUTO_RESUME`` is 0 (or
+    false, no, off)."""
+    return os.environ.get("TRANSFER_LAB_AUTO_RESUME", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def resume_interrupted(runs_root: str | None = None, queue: JobQueue | None = None) -> list[Job]:
+    """Put every interrupted run back on the queue: each run whose status.json still says "running" but whose
+    training process is gone (core.store.runs.process_gone: a dead pid on this host, or a stale heartbeat), as
+    after a restart of the app or a crash. Runs stopped on purpose (cancelled, Ctrl-C, a time budget) are left for
+    their owner to resume. Returns the jobs submitted (``queue``: the app's shared one; None makes one).
+
+    >>> resume_interrupted(None, jobs())   # app.py at start                           # doctest: +SKIP
+    [Job(id='3fa2...', resume='runs/20261202-...-mlp-scratch-1a2b', ...)]
+    """
+    from core.store.runs import list_runs, open_run, process_gone
+
+    queue = queue if queue is not None else JobQueue(runs_root=runs_root)
+    active = {snap["resume"] for snap in queue.jobs() if snap["status"] in ("queued", "running") and snap["resume"]}
+    submitted = []
+    for row in reversed(list_runs(runs_root)):  # oldest first: they were started first
+        if row["status"] != "interrupted" or row["path"] in active:
+            continue
+        if not process_gone(open_run(row["path"], runs_root).read_raw_status()):
+            continue  # "interrupted" written by the run itself (Ctrl-C): its owner stopped it
+        log.info("resuming interrupted run %s", row["id"])
+        submitted.append(queue.submit_resume(row["path"]))
+    return submitted

@@ -47,7 +47,7 @@ VIEWPORT = {"width": 1280, "height": 900}
 # ~/.cache/transfer_lab/e5_small, ~10 s; loading the 470 MB result takes a while more).
 STEP_MS = 60_000
 MODEL_MS = 300_000
-TABS = ("Fine-tune", "Persian QA", "Tweets", "Images", "Compare & errors", "Runs", "Models")
+TABS = ("Fine-tune", "Persian QA", "Tweets", "Images", "Compare & errors", "Runs", "Models", "Data")
 # The small fine-tune the Fine-tune tab starts: seconds on a CPU. The store's image run has the same settings but
 # the default learning rate (1e-3), so the two runs the Compare tab compares really differ.
 FINETUNE = {"Epochs": "1", "Learning rate": "0.01", "Batch size": "20", "Train limit (examples, 0 = all)": "60",
@@ -199,6 +199,7 @@ MAIN_CONTROL = {
     "Compare & errors": lambda p: p.get_by_role("button", name="Compare", exact=True),
     "Runs": lambda p: p.get_by_role("grid", name="Runs"),
     "Models": lambda p: p.get_by_role("radio", name="all"),
+    "Data": lambda p: p.get_by_role("button", name="Show statistics", exact=True),
 }
 
 
@@ -344,7 +345,8 @@ def finetuned(browser, server, store):
         curves = panel.locator(".js-plotly-plot")
         expect(curves).to_have_count(1)
         legend = curves.locator(".legendtext")
-        expect(legend).to_have_text(["train loss", "val loss", "train accuracy", "val accuracy"])
+        expect(legend).to_have_text(["train loss", "val loss", "train accuracy", "val accuracy",
+                                     "train loss per step"])
         polls = sent.count("poll_job")
         page.wait_for_timeout(3_000)  # watching for absence: the ended job's timer must send no poll in 3 s
         new = [r["id"] for r in list_runs(task="images") if r["id"] != store["image"]]

@@ -10,6 +10,7 @@ import pytest
 gr = pytest.importorskip("gradio")
 go = pytest.importorskip("plotly.graph_objects")
 
+from core.starter import unavailable_reason  # noqa: E402
 from core.weights import hub_available  # noqa: E402
 from core.store.runs import open_run  # noqa: E402
 from demo import finetune_tab, runs_tab  # noqa: E402
@@ -85,9 +86,12 @@ def test_start_and_poll_a_job_until_completed(store):
     assert status.startswith(f"Job {job_id} — images · mlp · scratch · run {run_id}: completed. Finished: test "
                              "accuracy 0.")
     assert progress.startswith("Done after")
-    assert timer.active is False and shown == f"{job_id}:2"
-    assert [t.name for t in figure.data] == ["train loss", "val loss", "train accuracy", "val accuracy"]
-    assert all(list(t.x) == [1, 2] for t in figure.data)
+    steps = open_run(jobs().snapshot(job_id)["run_dir"]).read_steps()
+    assert timer.active is False and shown == f"{job_id}:2:{len(steps)}" and steps
+    names = [t.name for t in figure.data]
+    assert names == ["train loss", "val loss", "train accuracy", "val accuracy", "train loss per step"]
+    assert all(list(t.x) == [1, 2] for t in figure.data[:4])
+    assert len(figure.data[4].x) == len(steps)  # the live figure draws the per-step loss too
     assert "**Seconds per epoch:**" in stats and "855,050 of 855,050 (100.0%)" in stats
     # Nothing new finished: the next tick does not resend the figure.
     assert not isinstance(finetune_tab.poll_job(job_id, shown)[2], go.Figure)
@@ -103,11 +107,13 @@ def test_parameter_counts_and_choices_follow_the_model():
     labels = dict((name, label) for label, name in finetune_tab.model_options("images"))
     assert labels["efficientnet_lite0"] == "efficientnet_lite0 — packaged offline"
     assert labels["vgg19"] == "vgg19 — untrained"
+    runnable = [n for n in ["parsbert", "albert_fa", "xlmr_base", "distilbert_fa_pquad", "xlmr_pquad", "e5_small"]
+                if unavailable_reason(n, wait=True) is None]  # offline: not the models whose vocabulary only the Hub has
+    assert "e5_small" in runnable
     models, strategy, presets, _ = finetune_tab.on_task("qa")
-    assert [name for _, name in models["choices"]] == ["parsbert", "albert_fa", "xlmr_base", "distilbert_fa_pquad",
-                                                        "xlmr_pquad", "e5_small"]
-    assert presets["choices"] == [finetune_tab.NO_PRESET, "qa-parsbert", "qa-parsbert-r0", "qa-albert-fa",
-                                  "qa-albert-fa-r0", "qa-xlmr-base", "qa-e5-small"]
+    assert [name for _, name in models["choices"]] == runnable
+    assert [v for _, v in presets["choices"]] == [finetune_tab.NO_PRESET, "qa-parsbert-r0", "qa-albert-fa-r0",
+                                                  "qa-parsbert", "qa-albert-fa", "qa-xlmr-base", "qa-e5-small"]
     if not hub_available():  # offline the pick is the model with real weights, with QA's recommended strategy
         assert models["value"] == "e5_small" and strategy["value"] == "full"
     assert finetune_tab.parameter_text("mlp", "last_block") == \
@@ -225,7 +231,9 @@ def test_open_download_and_delete_a_run(store):
     assert status == f"Opened run {run_id}."
     assert "model `mlp`, strategy `scratch`" in summary and "untrained (random initial weights)" in summary
     assert "parameters: 855,050 trainable of 855,050 (100.0%)" in summary
-    assert [t.name for t in figure.data] == ["train loss", "val loss", "train accuracy", "val accuracy"]
+    names = [t.name for t in figure.data]
+    assert names[:5] == ["train loss", "val loss", "train accuracy", "val accuracy", "train loss per step"]
+    assert {"setup s", "training s", "validation s"} <= set(names[5:])  # the seconds panel: where the time went
     assert "| accuracy | 0." in metrics and "confusion_matrix" not in metrics
     picked = runs_tab.select_run_row(gr.SelectData(None, {"index": [0, 4], "value": "completed",
                                                           "row_value": runs_tab.run_rows()[0]}))

@@ -16,7 +16,7 @@ from core.weights import hub_available
 from core.paths import data_dir
 
 gr = pytest.importorskip("gradio")
-from demo import images_tab, pickers, qa_tab, tweets_tab  # noqa: E402
+from demo import gallery, images_tab, pickers, qa_tab, tweets_tab  # noqa: E402
 from demo.state import predictors  # noqa: E402
 
 DATA = data_dir()  # $TRANSFER_LAB_DATA or ../shared/datasets
@@ -215,13 +215,24 @@ def test_image_handler_refuses_a_model_of_another_task(image_run, tweet_run):
 
 
 @needs_cifar
-def test_image_examples_are_cifar_test_pngs_outside_the_repository():
-    paths, names, note = images_tab.example_images()
-    assert list(names) == list(images_tab.EXAMPLE_CLASSES) and "CIFAR-10" in note
-    for path in paths:
-        assert not path.startswith(str(qa_tab.REPO_ROOT))
-        with Image.open(path) as img:
+def test_image_examples_cover_every_class_and_a_pick_feeds_the_original_test_png():
+    from core.tasks.images import CIFAR10_CLASSES
+
+    examples = gallery.class_examples()
+    assert [e.label for e in examples] == list(CIFAR10_CLASSES)
+    for e in examples:
+        assert not e.path.startswith(str(qa_tab.REPO_ROOT))
+        with Image.open(e.path) as img:
             assert img.size == (32, 32) and img.mode == "RGB"
+        assert images_tab.upload_path(e.path) == Path(e.path).resolve()  # the classify event accepts it
+
+    class Select:  # what Gradio passes for a click on the third thumbnail
+        index = 2
+    path, note = images_tab.pick_example(Select())
+    assert path == examples[2].path and note == f"True label: **{examples[2].label}**"
+    Select.index = 99
+    update, note = images_tab.pick_example(Select())
+    assert note == "Pick one of the example images."
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,10 +362,10 @@ def test_tabs_serve_their_endpoints(image_run, tweet_run, tmp_path, free_port):
         status, md1, label1, *_ = client.predict(handle_file(str(rgba)), image_run, None, None,
                                                  api_name="/image_classify")
         assert status == "" and "Fine-tuned run" in md1 and len(label1["confidences"]) == 5
-        paths, names, _ = images_tab.example_images()
-        if paths:  # the examples are served, and one classifies like an upload
-            samples = [c["props"]["samples"] for c in app.get_config_file()["components"] if c.get("type") == "dataset"]
-            urls = [row[0]["url"] for rows in samples for row in rows if isinstance(row[0], dict)]
+        paths = [e.path for e in gallery.class_examples()] if (DATA / "cifar10").is_dir() else []
+        if paths:  # the thumbnails are served, and an example classifies like an upload
+            values = [c["props"]["value"] for c in app.get_config_file()["components"] if c.get("type") == "gallery"]
+            urls = [item["image"]["url"] for value in values if value for item in value]
             assert len(urls) == len(paths)
             assert httpx.get(app.local_url.rstrip("/") + urls[0]).status_code == 200
             status, md1, label1, *_ = client.predict(handle_file(paths[0]), image_run, None, None,

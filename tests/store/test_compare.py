@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.store.compare import (NotComparableError, cell_examples, compare_runs, confusion, disagreements, load_run,
-                          metrics_table)
+from core.store.compare import (COST_ROWS, NotComparableError, cell_examples, compare_runs, confusion, disagreements,
+                                load_run, load_runs, metrics_table, metrics_tables, table_headers)
 from core.config import TrainConfig
 from core.errors import BadInputError, RunNotFoundError
 from core.store.runs import create_run
@@ -95,7 +95,9 @@ def test_metrics_table_equals_each_runs_metrics_json(runs):
         "trainable parameters": (ma["parameters"]["trainable"], mb["parameters"]["trainable"]),
         "total parameters": (ca["parameters"]["total"], cb["parameters"]["total"]),
         "epochs": (1, 1),
-        "mean seconds per epoch": (ma["mean_seconds_per_epoch"], mb["mean_seconds_per_epoch"]),
+        "train seconds per epoch": (ma["mean_seconds_per_epoch"], mb["mean_seconds_per_epoch"]),
+        "train examples": (ca["data"]["train"]["n"], cb["data"]["train"]["n"]),
+        "validation examples": (ca["data"]["val"]["n"], cb["data"]["val"]["n"]),
     }
     for c in ma["classes"]:
         for key, name in (("precision", "precision"), ("recall", "recall"), ("f1", "F1")):
@@ -105,9 +107,54 @@ def test_metrics_table_equals_each_runs_metrics_json(runs):
         if not isinstance(a, str):
             assert table[name][2] == b - a, name
     assert table["weights"][2] is None
+    # What it cost, from the files: loading and the setup pass (config.json), each epoch's training and
+    # validation seconds, the test pass (metrics.json).
+    for key, metrics_, config in (("a", ma, ca), ("b", mb, cb)):
+        history = raw(r[key], "history.jsonl")
+        column = 0 if key == "a" else 1
+        val = [h["eval_seconds"] for h in history]
+        assert table["setup / feature cache (s)"][column] == config["prepare_seconds"]
+        assert table["validation seconds per epoch"][column] == pytest.approx(sum(val) / len(val))
+        assert table["wall time (s)"][column] == pytest.approx(
+            config["load_seconds"] + config["prepare_seconds"] + sum(h["seconds"] for h in history) + sum(val)
+            + metrics_["test_seconds"])
+    # Cost first: identity, then COST_ROWS, then the overall metrics; the per-class rows come last.
+    names = [row[0] for row in metrics_table(pair.a, pair.b)]
+    assert names[:4 + len(COST_ROWS)] == ["run", "model", "strategy", "weights", *COST_ROWS]
+    assert names.index("accuracy") > names.index("epochs") and names[-1] == f"{ma['classes'][-1]} F1"
     # MLP: 3072 -> 256 -> 256 -> 10, all trainable from scratch
     assert table["trainable parameters"][0] == 3072 * 256 + 256 + 256 * 256 + 256 + 256 * 10 + 10
     assert ma["accuracy"] != mb["accuracy"] or ma["loss"] != mb["loss"]  # the two runs really differ
+
+
+def test_three_runs_in_one_table_cost_first_per_class_apart(runs, tweet_run):
+    _, r = runs
+    group = load_runs([r["a"], r["b"], r["c"]])
+    assert [g.id for g in group] == [Path(r[k]).name for k in "abc"]
+    rows = metrics_table(*group)
+    assert table_headers(3) == ["metric", "A", "B", "C", "B − A", "C − A"]
+    assert all(len(row) == len(table_headers(3)) for row in rows)
+    table = {row[0]: row[1:] for row in rows}
+    m = {k: raw(r[k], "metrics.json") for k in "abc"}
+    accuracy = [m[k]["accuracy"] for k in "abc"]
+    assert table["accuracy"] == [*accuracy, accuracy[1] - accuracy[0], accuracy[2] - accuracy[0]]
+    assert table["test examples"] == [30, 30, 10_000, 0, 9_970]  # each run's own test set
+    assert table["run"][:3] == [Path(r[k]).name for k in "abc"] and table["run"][3:] == [None, None]
+    head, per_class = metrics_tables(group)
+    classes = m["a"]["classes"]
+    assert [row[0] for row in per_class] == [f"{c} {n}" for c in classes for n in ("precision", "recall", "F1")]
+    assert [row[0] for row in head][:4 + len(COST_ROWS)] == ["run", "model", "strategy", "weights", *COST_ROWS]
+    assert {row[0] for row in head} & {row[0] for row in per_class} == set() and len(head) + len(per_class) == len(rows)
+    per = {row[0]: row[1:] for row in per_class}
+    assert per[f"{classes[0]} F1"][:3] == [m[k]["per_class"][classes[0]]["f1"] for k in "abc"]
+
+    with pytest.raises(NotComparableError, match=r"^Run A \(.*\) is for the images task and run C \(.*\) for the "
+                                                 r"tweets task: pick runs of the same task\.$"):
+        load_runs([r["a"], r["b"], tweet_run])
+    with pytest.raises(BadInputError, match=r"^Pick at least two runs to compare\.$"):
+        load_runs([r["a"], None])
+    with pytest.raises(BadInputError, match=r"^Pick at least two runs to compare\.$"):
+        metrics_table(group[0])
 
 
 @pytest.mark.parametrize("side", ["a", "b"])
@@ -227,7 +274,7 @@ def test_tab_lists_finished_runs(tab, runs, tmp_path, monkeypatch):
     _, r = runs
     a, b, status = tab.list_runs_for_task("images")
     assert {ref for _, ref in a["choices"]} == set(r.values()) and a["value"] != b["value"]
-    assert status == "3 finished images runs; pick two and press Compare."
+    assert status == "3 finished images runs; pick two (and more under More runs) and press Compare."
     monkeypatch.setenv("TRANSFER_LAB_RUNS", str(tmp_path / "empty"))
     a, b, status = tab.list_runs_for_task("images")
     assert a["choices"] == [] and a["value"] is None and b["value"] is None

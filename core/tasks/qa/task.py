@@ -22,6 +22,15 @@ its F1 (:func:`core.tasks.qa.decoding.best_threshold`) is stored in the model's 
 saved with the weights of the checkpoint that follows and a reopened run answers with it; test metrics use it
 (0.0 when there is no val split). metrics.json reports it as ``null_threshold``.
 
+Memory of full fine-tuning. Most of a QA encoder's parameters are its word embeddings (e5_small: 96M of 118M,
+250,037 rows), yet a run's windows use a few thousand tokens. Without weight decay the rows no training window uses
+get zero gradients and never move, so the table trains only the used rows
+(``core.tasks.qa.models.TrainedRowsEmbedding``, on whenever the strategy trains the table and ``weight_decay`` is
+0): the same training without the table's dense gradient and the optimizer state for it (1.15 GB in float32 for
+e5_small with AdamW), and checkpoints that hold the used rows only. Activations (about 385 MB per 384-token
+window for e5_small in training) are what ``micro_batch`` divides; ``QAModel.set_activation_checkpointing`` trades
+them for a second forward pass.
+
 Frozen-part cache (``feature_cache=True``). ``feature_extraction``: the encoder's last hidden states of every real
 token of the train and val windows, computed once before the first epoch; epochs train the head alone.
 ``last_block`` with a BERT-like encoder (BERT, e5, XLM-R): the input of the last layer instead, so an epoch runs
@@ -51,7 +60,7 @@ import torch
 from core.tasks.qa import NAME
 from core.tasks.qa.data import (PQUAD_FILES, QAExample, limit_examples, load_pquad, load_squad_json,
                           prepare_windows)
-from core.errors import BadInputError, BadSettingError, DataNotFoundError
+from core.errors import BadInputError, BadSettingError, DataNotFoundError, RunNotFoundError
 from core.paths import data_dir as resolve_data_dir
 from core.weights import hub_available
 from core.tasks.qa.metrics import exact_match, f1_score, gold_answers, squad_v2_scores
@@ -142,7 +151,43 @@ class QATask(TaskRun):
         model = spec.build(spec, request)
         self._check_max_length(model.max_positions)
         self.tokenizer()  # fail now, not at the first question, when no tokenizer is available
-        return self._finish_model(model)
+        model = self._finish_model(model)
+        if self._trains_used_rows_only():
+            split = self.splits["train"]
+            model.train_rows_only(split.windows["input_ids"][split.windows["attention_mask"].bool()])
+        return model
+
+    def _trains_used_rows_only(self) -> bool:
+        """Whether the word embeddings train only the rows the training windows use (TrainedRowsEmbedding): when
+        the strategy trains the table, the train split is loaded (a training run, not a reopened one) and there is
+        no weight decay, which alone would move the rows no window uses."""
+        table = self.model.word_embeddings()
+        return (isinstance(table, torch.nn.Embedding) and table.weight.requires_grad and "train" in self.splits
+                and not self.cfg.weight_decay)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Trainable and total parameters; with TrainedRowsEmbedding the trained rows count once in the total
+        (they are rows of the table) and the table's other rows as frozen."""
+        counts = super().parameter_counts()
+        rows = self.model.trained_rows
+        if rows is not None:
+            counts["total"] -= rows.trained_rows.numel()
+        return counts
+
+    def load_state(self, tensors, fingerprint=None):
+        """Weights saved by a run whose word embeddings trained a subset of their rows carry that subset
+        (``...trained_ids``): the same TrainedRowsEmbedding is put in place before they are loaded."""
+        names = {m: n for n, m in self.model.named_modules()}
+        key = f"{names[self.model.word_embeddings()]}.trained_ids"
+        if key in tensors:
+            rows = self.model.trained_rows
+            if rows is None:
+                self.model.train_rows_only(tensors[key])
+            elif not torch.equal(rows.trained_ids.cpu(), tensors[key].cpu()):
+                raise RunNotFoundError("The saved weights train other word-embedding rows than this run's "
+                                       "training windows use (the training data changed), so they cannot be "
+                                       "loaded.")
+        super().load_state(tensors, fingerprint)
 
     @property
     def max_length(self) -> int:
@@ -208,9 +253,19 @@ class QATask(TaskRun):
             "tokenizer": getattr(self.tokenizer(), "transfer_lab_source", "unknown"),
             "max_length": self.max_length,
             "doc_stride": self.cfg.doc_stride,
+            **self._rows_facts(),
             "null_threshold": "tuned on the val split after every epoch; saved with the weights (buffer "
                               "null_threshold) and reported in metrics.json",
         }
+
+    def _rows_facts(self) -> dict:
+        rows = self.model.trained_rows if self.model is not None else None
+        if rows is None:
+            return {}
+        return {"word_embeddings": {
+            "trained_rows": len(rows.trained_ids), "rows": rows.num_embeddings,
+            "why": "only the rows the training windows use train (TrainedRowsEmbedding): without weight decay "
+                   "the others get zero gradients and never move, so this is the same training with less memory"}}
 
     # -- forward pieces -------------------------------------------------------------------------------------
     def _inputs(self, split: QASplit, idx: torch.Tensor) -> dict[str, torch.Tensor]:
