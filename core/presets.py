@@ -101,6 +101,28 @@ def references_for(preset: str | None) -> list[dict]:
     return [r.to_json() for r in info.references] if info else []
 
 
+def reference_lines(preset: str | None, metrics: dict | None, weights: dict | None = None) -> list[str]:
+    """One markdown line per figure the course got for a run's preset, beside the run's own value of the same
+    metric: what the Fine-tune tab (when a job ends) and the Runs tab show. ``weights``: the run's config.json
+    record; random (untrained) weights get said, since such a run cannot approach the course's figure.
+
+    >>> reference_lines("mlp-baseline", {"accuracy": 0.41})[0]
+    '**R3 reference:** accuracy 0.4618 (test accuracy (test loss 1.508), SGD lr 0.01 with Nesterov momentum 0.9); this run 0.4100'
+    """
+    lines = []
+    untrained = isinstance(weights, dict) and weights.get("kind") == "random"
+    for ref in references_for(preset):
+        own = (metrics or {}).get(ref["metric"])
+        line = f"**{ref['source']} reference:** {ref['metric']} {ref['value']:.4f}"
+        line += f" ({ref['note']})" if ref["note"] else ""
+        line += f"; this run {own:.4f}" if isinstance(own, (int, float)) and not isinstance(own, bool) else ""
+        lines.append(line)
+    if lines and untrained:
+        lines.append("_This run's pretrained weights are not available here (random initial weights): it is not "
+                     "expected to reach these figures._")
+    return lines
+
+
 def compose_settings(model: str | None, preset: str | None, given: dict) -> dict:
     """TrainConfig fields for a run: the model's recommended settings (``ModelSpec.recommended``), then the
     preset's, then the ones the user gave (CLI flags or the app's form), each overriding the one before.

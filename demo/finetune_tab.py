@@ -16,7 +16,7 @@ import gradio as gr
 from core import estimate, registry
 from core.config import TrainConfig
 from core.errors import BadSettingError, TransferLabError
-from core.presets import compose_settings, get_preset, presets_by_report
+from core.presets import compose_settings, get_preset, presets_by_report, reference_lines
 from core.starter import unavailable_reason
 from core.store.runs import Run, list_runs
 from demo.models_tab import weights_status
@@ -370,6 +370,13 @@ def stats_text(snap: dict) -> str:
     counts = _parameters_of(snap)
     if counts:
         lines.append(_counts_line(*counts))
+    if snap.get("status") == "completed" and snap.get("run_dir"):  # the course's figures beside the run's own
+        try:
+            run = stored_run(Path(snap["run_dir"]).name)
+            cfg = run.read_config()
+            lines += reference_lines((cfg.get("train") or {}).get("preset"), run.read_metrics(), cfg.get("weights"))
+        except (TransferLabError, OSError, ValueError):
+            pass  # deleted meanwhile: the status line says what happened
     return "  \n".join(lines)
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import gradio as gr
 
 from core.errors import BadSettingError, RunNotFoundError, TransferLabError
+from core.presets import reference_lines
 from core.store.runs import RESUMABLE as STORE_RESUMABLE
 from core.store.runs import Run, delete_run, list_runs, open_run, weights_label
 from demo.pickers import fmt_value
@@ -128,10 +129,11 @@ def open_run_view(run_id: str | None) -> tuple[str, object, str, str]:
     try:
         run = stored_run(run_id)
         summary = config_summary(run)
-        history = run.read_history()
-        metric = run.read_config().get("headline_metric") or monitor_metric(history)
+        history, cfg, measured = run.read_history(), run.read_config(), run.read_metrics()
+        metric = cfg.get("headline_metric") or monitor_metric(history)
         figure = curves_figure({run.id: run_curves(run, history)}, metric, title=run.id, seconds=True)
-        metrics = metrics_markdown(run.read_metrics())
+        refs = reference_lines((cfg.get("train") or {}).get("preset"), measured, cfg.get("weights"))
+        metrics = "\n\n".join([metrics_markdown(measured), *refs])  # the course's figures beside the run's
     except TransferLabError as err:
         return "", empty, "", str(err)
     except (OSError, json.JSONDecodeError):  # deleted or half-written between the checks and the reads

@@ -345,3 +345,28 @@ def test_launched_tabs_are_scriptable_with_gradio_client(store, monkeypatch, fre
             f"No run '{run_id}' in the run store (it may have been deleted)."
     finally:
         app.close()
+
+
+def test_a_preset_runs_course_figures_are_shown_beside_its_own(store, tiny_image_run):
+    """Runs and the Fine-tune tab (when a job ends) put the figures the report behind a run's preset got next to
+    the run's value, and say when the run's weights are random (it cannot reach them)."""
+    import json
+    import shutil
+
+    target = store / tiny_image_run.name
+    shutil.copytree(tiny_image_run, target)
+    config = json.loads((target / "config.json").read_text())
+    config["train"]["preset"] = "mlp-baseline"
+    (target / "config.json").write_text(json.dumps(config))
+    accuracy = json.loads((target / "metrics.json").read_text())["accuracy"]
+    expected = "**R3 reference:** accuracy 0.4618"
+    _, _, metrics, status = runs_tab.open_run_view(target.name)
+    assert status == f"Opened run {target.name}."
+    assert expected in metrics and f"this run {accuracy:.4f}" in metrics
+    assert ("random initial weights" in metrics) == (config["weights"]["kind"] == "random")
+    stats = finetune_tab.stats_text({"status": "completed", "run_dir": str(target), "history": [],
+                                     "config": config["train"]})
+    assert expected in stats and f"this run {accuracy:.4f}" in stats
+    running = finetune_tab.stats_text({"status": "running", "run_dir": str(target), "history": [],
+                                       "config": config["train"]})
+    assert expected not in running  # only once the run has its test figures
