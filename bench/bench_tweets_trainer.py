@@ -193,8 +193,9 @@ def epoch_flops(task) -> float:
 
 
 def padded_tokens(task) -> dict:
-    """Tokens each side's encoder runs per epoch against the real tokens. Ours: random batches, each run in
-    length-sorted chunks of TRAIN_CHUNK_ROWS rows (TweetTask on CPU), a chunk padded to its longest tweet. The
+    """Tokens each side's encoder runs per epoch against the real tokens. Ours: TweetTask.train_batches (batches
+    grouped by length), each run in length-sorted chunks of TRAIN_CHUNK_ROWS rows (TweetTask on CPU), a chunk
+    padded to its longest tweet. The
     Trainer: LengthGroupedSampler's batches (similar lengths together), each padded to its longest tweet (one
     typical draw of its sampler)."""
     from transformers.trainer_pt_utils import LengthGroupedSampler

@@ -145,6 +145,21 @@ class TaskRun(abc.ABC):
         bs = self.cfg.batch_size
         return [order[i:i + bs] for i in range(0, len(order), bs)]
 
+    def length_grouped_batches(self, epoch: int, lengths: torch.Tensor, group_batches: int = 50) -> list[Any]:
+        """Batches of indices of similar length, deterministic in (seed, epoch), for tasks that trim a batch to its
+        longest example: the epoch's shuffled order (:meth:`epoch_order`) is cut into groups of ``group_batches``
+        batches, each group is sorted by length and cut into batches, and the batches are shuffled (what
+        transformers' LengthGroupedSampler does, with its default of 50 batches a group)."""
+        order, g = self.epoch_order(epoch)
+        bs = self.cfg.batch_size
+        group = bs * group_batches
+        batches = []
+        for i in range(0, len(order), group):
+            members = order[i:i + group]
+            members = members[torch.argsort(lengths[members], descending=True, stable=True)]
+            batches += [members[j:j + bs] for j in range(0, len(members), bs)]
+        return [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
+
     @abc.abstractmethod
     def train_step(self, batch: Any) -> tuple[torch.Tensor, int, int]:
         """Forward one batch in training mode: (mean loss, number correct, number of examples).

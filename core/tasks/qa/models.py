@@ -119,12 +119,19 @@ class TrainedRowsEmbedding(nn.Module):
 
 
 def span_loss(start_logits: torch.Tensor, end_logits: torch.Tensor, start_positions: torch.Tensor,
-              end_positions: torch.Tensor) -> torch.Tensor:
+              end_positions: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
     """Mean of the start and end cross-entropies over the window's tokens (positions clamped into the window,
-    as transformers does, so a label past a trimmed window cannot index out of range)."""
+    as transformers does, so a label past a trimmed window cannot index out of range). ``lengths``: real tokens
+    per window; the padding after them is left out of the softmax, so a window's loss does not depend on how far
+    its batch (or a micro-batch of it) is padded."""
     t = start_logits.shape[1]
     start = start_positions.clamp(0, t - 1)
     end = end_positions.clamp(0, t - 1)
+    if lengths is not None:
+        padding = torch.arange(t, device=start_logits.device)[None, :] >= lengths.to(start_logits.device)[:, None]
+        lowest = torch.finfo(start_logits.dtype).min
+        start_logits = start_logits.masked_fill(padding, lowest)
+        end_logits = end_logits.masked_fill(padding, lowest)
     return (F.cross_entropy(start_logits, start) + F.cross_entropy(end_logits, end)) / 2
 
 
@@ -174,11 +181,11 @@ class QAModel(nn.Module):
         return self.encoder(**self._encoder_kwargs(input_ids, attention_mask, token_type_ids)).last_hidden_state
 
     def forward_head(self, hidden_states: torch.Tensor, start_positions: torch.Tensor | None = None,
-                     end_positions: torch.Tensor | None = None) -> dict:
+                     end_positions: torch.Tensor | None = None, lengths: torch.Tensor | None = None) -> dict:
         start_logits, end_logits = self.head(hidden_states)  # (B, T) each
         out = {"start_logits": start_logits, "end_logits": end_logits}
         if start_positions is not None and end_positions is not None:
-            out["loss"] = span_loss(start_logits, end_logits, start_positions, end_positions)
+            out["loss"] = span_loss(start_logits, end_logits, start_positions, end_positions, lengths)
         return out
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,

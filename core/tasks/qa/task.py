@@ -289,7 +289,7 @@ class QATask(TaskRun):
         split = self.splits[name]
         hidden = self._hidden(name, idx)
         return self.model.forward_head(hidden, split.windows["start_positions"][idx].to(self.device),
-                                       split.windows["end_positions"][idx].to(self.device))
+                                       split.windows["end_positions"][idx].to(self.device), split.lengths[idx])
 
     def _length_order(self, split: QASplit) -> torch.Tensor:
         return torch.argsort(split.lengths, descending=True, stable=True)
@@ -328,16 +328,7 @@ class QATask(TaskRun):
         sorted by length and cut into batches, and the batches are shuffled. A batch then holds windows of similar
         length, so trimming it to its longest window wastes little: with plain random batches of 8 (16) windows,
         37% (48%) of the encoder's tokens on 2,000 PQuAD questions at max_length 384 would be padding."""
-        order, g = self.epoch_order(epoch)
-        lengths = self.splits["train"].lengths
-        bs = self.cfg.batch_size
-        group = bs * LENGTH_GROUP_BATCHES
-        batches = []
-        for i in range(0, len(order), group):
-            members = order[i:i + group]
-            members = members[torch.argsort(lengths[members], descending=True, stable=True)]
-            batches += [members[j:j + bs] for j in range(0, len(members), bs)]
-        return [batches[k] for k in torch.randperm(len(batches), generator=g).tolist()]
+        return self.length_grouped_batches(epoch, self.splits["train"].lengths, LENGTH_GROUP_BATCHES)
 
     def train_step(self, batch):
         """Loss (batch mean), windows whose start and end tokens are both right, windows."""

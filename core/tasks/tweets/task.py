@@ -201,6 +201,12 @@ class TweetTask(TaskRun):
         return facts
 
     # -- training -------------------------------------------------------------------------------------------
+    def train_batches(self, epoch):
+        """Random batches of tweets of similar length (groups of 50 batches sorted by length, as transformers'
+        LengthGroupedSampler): a batch is trimmed to its longest tweet, so at batch 16 the encoder reads about half
+        the tokens of plain random batches (bench/bench_tweets_trainer.py counts them)."""
+        return self.length_grouped_batches(epoch, self.splits["train"].lengths)
+
     def train_step(self, batch):
         chunk = TRAIN_CHUNK_ROWS if self.device.type == "cpu" else len(batch)
         out = self._head("train", batch, chunk)
