@@ -13,7 +13,7 @@ from core.tasks.images import NAME
 _PAPER = dict(task=NAME, strategy="last_block", optimizer="adam", lr=1e-5, scheduler="plateau", plateau_factor=0.6,
               min_lr=1e-7, batch_size=512, epochs=20, head="paper", normalize="backbone")
 _PAPER_GAPS = ("The paper names no optimizer (Adam here) and no plateau patience (2 epochs here); its 'at most 20 "
-               "epochs' implies early stopping, which is not implemented: all 20 run.")
+               "epochs' implies early stopping, which this project does not do: all 20 epochs run.")
 _UNTRAINED_EVERYWHERE = ("timm publishes no ImageNet weights for ResNet152V2, so this preset trains from random "
                          "weights on every machine and cannot approach the paper's figure. ")
 # R0: mean = std = 0.5, batch 32; it gives no optimizer or learning rate, so the paper's (which it follows) are used.
