@@ -117,13 +117,19 @@ def part_bert_tweets(args, device: str) -> dict:
                     else:
                         sides[who].append(tweets_peer.epoch_trainer(task, rows, tmp, True, prec, 0,
                                                                     use_cpu=device == "cpu")["epoch_seconds"])
-            for who, secs in sides.items():
-                med = statistics.median(secs)
-                out[f"{who}_{prec}"] = {"examples_per_second": round(n / med, 3),
-                                        "epoch_seconds": [round(x, 3) for x in secs],
-                                        "mfu": round(mfu(flops, med, peak), 4)}
-            out[f"ours_over_trainer_{prec}"] = round(statistics.median(sides["trainer"])
-                                                     / statistics.median(sides["ours"]), 3)
+            out.update(_summary(sides, "trainer", prec, n, flops, peak))
+    return out
+
+
+def _summary(sides: dict[str, list[float]], peer: str, prec: str, n: int, flops: float, peak: float) -> dict:
+    """Each side's examples/s, epoch seconds and MFU (medians over the rounds), and the peer's time over ours."""
+    out = {}
+    for who, secs in sides.items():
+        med = statistics.median(secs)
+        out[f"{who}_{prec}"] = {"examples_per_second": round(n / med, 3),
+                                "epoch_seconds": [round(x, 3) for x in secs],
+                                "mfu": round(mfu(flops, med, peak), 4)}
+    out[f"ours_over_{peer}_{prec}"] = round(statistics.median(sides[peer]) / statistics.median(sides["ours"]), 3)
     return out
 
 
@@ -147,13 +153,7 @@ def part_timm_peer(args, device: str) -> dict:
                     run_side = timm_peer.epoch_ours if who == "ours" else lambda t, _, p: timm_peer.epoch_timm(t, p)
                     res = run_side(task, tmp, prec)
                     sides[who].append(res["epoch_seconds"])
-            for who, secs in sides.items():
-                med = statistics.median(secs)
-                out[f"{who}_{prec}"] = {"examples_per_second": round(n / med, 3),
-                                        "epoch_seconds": [round(x, 3) for x in secs],
-                                        "mfu": round(mfu(flops, med, peak), 4)}
-            out[f"ours_over_timm_{prec}"] = round(statistics.median(sides["timm"])
-                                                  / statistics.median(sides["ours"]), 3)
+            out.update(_summary(sides, "timm", prec, n, flops, peak))
     return out
 
 
