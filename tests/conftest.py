@@ -2,6 +2,7 @@
 unreachable, a free local port, and two tiny finished runs trained once a session."""
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 from pathlib import Path
@@ -61,6 +62,18 @@ def free_port():
     """``free_port()``: a TCP port on 127.0.0.1 that nothing listens on right now (for launching an app); a
     function, so that fixtures of any scope can ask for a fresh one."""
     return _free_port
+
+
+@contextlib.contextmanager
+def launched(app):
+    """The Gradio app queued and served on a free local port without blocking (as app.py serves it); yields its
+    URL and closes it on the way out."""
+    app.queue()
+    app.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    try:
+        yield app.local_url
+    finally:
+        app.close()
 
 
 def _train_once(tmp_path_factory, settings: dict) -> Path:

@@ -22,6 +22,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import launched
+
 CHROMIUM = Path("/usr/bin/chromium")
 if not CHROMIUM.is_file():
     pytest.skip(f"{CHROMIUM} not found: the browser tests drive Debian's Chromium (apt-get install chromium)",
@@ -74,18 +76,16 @@ def store(tmp_path_factory, tiny_image_run, tiny_tweet_run):
 
 
 @pytest.fixture(scope="module")
-def server(store, free_port):
+def server(store):
     """(app, url): demo.build_app() with the queue, launched without blocking; closed at the end."""
     from demo import build_app
     from demo.state import jobs
 
     app = build_app()
-    app.queue()
-    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
-        yield app, app.local_url
+        with launched(app) as url:
+            yield app, url
     finally:
-        app.close()
         for snap in jobs().jobs():  # never leave a job of ours training into another module
             if snap["status"] in ("queued", "running"):
                 jobs().cancel(snap["id"])

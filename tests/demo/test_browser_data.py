@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import launched
+
 from tests.demo.test_browser import browser, expect, open_tab, page, record_events, screenshot  # noqa: F401
 
 from core import registry  # noqa: E402
@@ -23,7 +25,7 @@ def _has_tab(app, label: str) -> bool:
 
 
 @pytest.fixture(scope="module")
-def server(data_dir, free_port, tmp_path_factory):
+def server(data_dir, tmp_path_factory):
     """(app, url): demo.build_app() launched on a free port, with an empty run store and the shared data."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRANSFER_LAB_RUNS", str(tmp_path_factory.mktemp("data_tab_runs")))
@@ -36,15 +38,11 @@ def server(data_dir, free_port, tmp_path_factory):
 
         data_tab.clear_cache()
         app = build_app()
-        if not _has_tab(app, TAB):
-            pytest.skip("demo.build_app() has no Data tab yet: demo/app.py must add "
-                        "`with gr.Tab(\"Data\") as data: data_tab.build(tab=data)`")
-        app.queue()
-        app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+        assert _has_tab(app, TAB)
         try:
-            yield app, app.local_url
+            with launched(app) as url:
+                yield app, url
         finally:
-            app.close()
             data_tab.clear_cache()
     hub_available.cache_clear()
 

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import launched
+
 
 def _browser_module():
     """tests/demo/test_browser.py, whose fixtures' settings and helpers this module shares (it skips the module
@@ -60,15 +62,14 @@ def empty_store(tmp_path_factory, data_dir):
 
 
 @pytest.fixture(scope="module")
-def server(empty_store, free_port):
+def server(empty_store):
     from demo import build_app
     from demo.state import jobs
 
     app = build_app()
-    app.queue()
-    app.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
     try:
-        yield app.local_url
+        with launched(app) as url:
+            yield url
     finally:
         app.close()
         for snap in jobs().jobs():
