@@ -1,4 +1,4 @@
-"""Training jobs for the app: one queue, one worker thread that owns the device, many browser sessions.
+"""Training jobs for the app: one queue, one worker thread per GPU (one on a CPU), many browser sessions.
 
 Sessions submit a TrainConfig (or a run to resume) and poll :meth:`JobQueue.snapshot` for the job's status,
 queue position, latest progress and per-epoch history. The worker runs ``core.engine.fit.train`` with callbacks that
@@ -14,6 +14,16 @@ On Hugging Face ZeroGPU (``spaces`` importable and a GPU granted per call) each 
 job runs in slices of ``slice_minutes``: each slice is a ``spaces.GPU`` call of ``train(..., max_minutes)``, and
 a slice that stops on the budget is resumed from its checkpoint by the next one.
 
+Workers: one per GPU that CUDA sees (``torch.cuda.device_count()``), else one; ``workers=`` or the environment
+variable ``TRANSFER_LAB_JOB_WORKERS`` (a whole number from 1 to the number of GPUs, or to the CPU cores on a
+machine without one) overrides it. Worker ``i`` runs its job with GPU ``i`` as the current CUDA device of its
+thread (``torch.cuda.device(i)``: the engine's ``cuda`` means that GPU), so two jobs train on two GPUs at once;
+the snapshot says which (``worker``, ``device``). Jobs start strictly in the order they were submitted: a free
+worker takes the first queued job, never a later one. On ZeroGPU each call is granted its own GPU by ``spaces``,
+so no GPU is counted or pinned here and the default stays one worker. A job with ``devices`` > 1
+is one data-parallel run of several processes, which this in-process queue does not launch: the engine refuses it
+with a sentence that names the command (``python -m core train ... --devices N``), as with one worker.
+
 >>> q = JobQueue(); job = q.submit(TrainConfig(task="images", model="mlp", strategy="scratch"))  # doctest: +SKIP
 >>> q.snapshot(job.id)["status"]                                                                   # doctest: +SKIP
 'running'
@@ -23,7 +33,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import queue
 import secrets
 import threading
 import time
@@ -33,6 +42,7 @@ from core.config import TrainConfig
 from core.errors import BadSettingError, CancelledError, TransferLabError
 
 FINAL = ("completed", "cancelled", "failed", "stopped", "interrupted")
+WORKERS_ENV = "TRANSFER_LAB_JOB_WORKERS"
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +62,8 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     kind: str = "train"  # "train" (cfg, or resume) | "evaluate" (record a fine-tuned checkpoint, core.starter)
     group: str | None = None  # a tag shared by jobs submitted together (the starter runs: "starter")
+    worker: int | None = None  # the queue's worker that runs it (0, 1, ...), from when it starts
+    device: str | None = None  # where it trains, from when it starts: "cuda:1" (its worker's GPU), "cpu", "zerogpu"
 
 
 def _saved_budget(run_dir: str | None, runs_root: str | None) -> float | None:
@@ -63,6 +75,17 @@ def _saved_budget(run_dir: str | None, runs_root: str | None) -> float | None:
     return open_run(run_dir, runs_root).read_config().get("train", {}).get("max_minutes")
 
 
+def _saved_device(run_dir: str, runs_root: str | None) -> str | None:
+    """The ``device`` setting (auto, cpu, cuda) a saved run was configured with; None when it cannot be read (the
+    job itself then says why, in one sentence)."""
+    from core.store.runs import open_run
+
+    try:
+        return open_run(run_dir, runs_root).read_config().get("train", {}).get("device")
+    except (TransferLabError, AttributeError):  # no such run, or a config.json whose "train" is not an object
+        return None
+
+
 def _zerogpu_call(fn, minutes: float):
     """Run ``fn`` inside a ZeroGPU allocation when the ``spaces`` package is present, else directly."""
     try:
@@ -72,18 +95,70 @@ def _zerogpu_call(fn, minutes: float):
     return spaces.GPU(duration=int(minutes * 60) + 30)(fn)()
 
 
-class JobQueue:
-    """FIFO of training jobs with a single worker thread (one training job at a time per device)."""
+def _on_zerogpu() -> bool:
+    """Whether the ``spaces`` package is present (Hugging Face ZeroGPU), the test :func:`_zerogpu_call` makes."""
+    try:
+        import spaces  # noqa: F401 (only on Hugging Face Spaces)
+    except ImportError:
+        return False
+    return True
 
-    def __init__(self, runs_root: str | None = None, slice_minutes: float | None = None):
+
+def visible_gpus() -> int:
+    """How many GPUs this process can train on: ``torch.cuda.device_count()`` where CUDA is available, else 0."""
+    import torch  # heavy: only when a queue is made
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def worker_count(workers: int | None = None, gpus: int = 0) -> int:
+    """The number of job workers: ``workers`` if given, else ``$TRANSFER_LAB_JOB_WORKERS`` if set, else one per GPU
+    (one without a GPU); a whole number from 1 to the GPUs (to the CPU cores without a GPU), one sentence otherwise.
+
+    >>> worker_count(None, gpus=4), worker_count(2, gpus=4)
+    (4, 2)
+    """
+    most, what = (gpus, "GPUs") if gpus else (os.cpu_count() or 1, "CPU cores")
+    bounds = f"a whole number from 1 to {most} (the {what} of this machine)"
+    if workers is None:
+        text = os.environ.get(WORKERS_ENV, "").strip()
+        if not text:
+            return max(gpus, 1)
+        if not (text.isascii() and text.isdigit() and 1 <= int(text) <= most):
+            raise BadSettingError(f"{WORKERS_ENV} must be {bounds}; got '{text}'.")
+        return int(text)
+    if isinstance(workers, bool) or not isinstance(workers, int) or not 1 <= workers <= most:
+        raise BadSettingError(f"The number of job workers must be {bounds}; got {workers!r}.")
+    return workers
+
+
+class JobQueue:
+    """FIFO of training jobs run by one worker thread per GPU (one on a CPU): each worker runs one job at a time on
+    its own device, and jobs start in the order they were submitted.
+
+    ``workers``: how many (default: ``$TRANSFER_LAB_JOB_WORKERS``, else one per GPU; see :func:`worker_count`).
+
+    >>> JobQueue(workers=2).workers                                                    # doctest: +SKIP
+    2
+    """
+
+    def __init__(self, runs_root: str | None = None, slice_minutes: float | None = None,
+                 workers: int | None = None):
         self.runs_root = runs_root
         self.slice_minutes = slice_minutes  # ZeroGPU: longest single GPU call; None = no slicing
+        # ZeroGPU grants each call a GPU of its own (_zerogpu_call): what this process sees is not the queue's to pin
+        self.gpus = 0 if _on_zerogpu() else visible_gpus()
+        self.workers = worker_count(workers, self.gpus)
         self._jobs: dict[str, Job] = {}
         self._order: list[str] = []
         self._lock = threading.Lock()
-        self._queue: queue.Queue[str] = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name="transfer-lab-trainer", daemon=True)
-        self._worker.start()
+        self._queued = threading.Condition(self._lock)  # notified when a job is queued
+        self._threads = [threading.Thread(target=self._work, args=(i,), daemon=True,
+                                          name="transfer-lab-trainer" + (f"-{i}" if i else ""))
+                         for i in range(self.workers)]
+        self._worker = self._threads[0]
+        for thread in self._threads:
+            thread.start()
 
     # -- submitting and reading ---------------------------------------------------------------------------------
     def submit(self, cfg: TrainConfig, group: str | None = None) -> Job:
@@ -107,10 +182,10 @@ class JobQueue:
         return resume_interrupted(self.runs_root, self)
 
     def _enqueue(self, job: Job) -> Job:
-        with self._lock:
+        with self._queued:
             self._jobs[job.id] = job
             self._order.append(job.id)
-        self._queue.put(job.id)
+            self._queued.notify()  # one job: one idle worker is enough
         return job
 
     def _job(self, job_id) -> Job:
@@ -174,14 +249,34 @@ class JobQueue:
             for k, v in changes.items():
                 setattr(job, k, v)
 
-    def _work(self) -> None:
+    def _next_job(self, worker: int) -> Job:
+        """Block until a job is queued, then mark the oldest queued one as running on this (idle) worker: jobs
+        start in the order they were submitted, each on whichever worker comes free first."""
+        with self._queued:
+            while True:
+                job = next((self._jobs[j] for j in self._order if self._jobs[j].status == "queued"), None)
+                if job is not None:  # a job cancelled while queued is "cancelled" and never starts
+                    job.status, job.started, job.message, job.worker = "running", time.time(), "Starting.", worker
+                    return job
+                self._queued.wait()
+
+    def _job_device(self, job: Job, worker: int) -> int | None:
+        """The GPU this worker trains the job on, or None for a CPU job (or a machine without one)."""
+        if not self.gpus:
+            return None
+        choice = job.cfg.device if job.cfg is not None else _saved_device(job.resume, self.runs_root)
+        return None if choice == "cpu" else worker
+
+    def _work(self, worker: int) -> None:
+        from contextlib import nullcontext
+
         while True:
-            job = self._jobs[self._queue.get()]
-            if job.cancel.is_set():
-                continue
-            self._update(job, status="running", started=time.time(), message="Starting.")
+            job = self._next_job(worker)
             try:
-                self._run(job)
+                gpu = self._job_device(job, worker)
+                self._update(job, device=f"cuda:{gpu}" if gpu is not None else "zerogpu" if _on_zerogpu() else "cpu")
+                with nullcontext() if gpu is None else _on_gpu(gpu):
+                    self._run(job)
             except CancelledError as err:
                 self._update(job, status="cancelled", message=str(err))
             except TransferLabError as err:
@@ -242,6 +337,14 @@ class JobQueue:
             run = _zerogpu_call(lambda: train(resume=str(run.path), max_minutes=minutes, **kwargs), minutes)
         status = run.read_status()
         self._update(job, status=status["status"], message=status["message"])
+
+
+def _on_gpu(index: int):
+    """Make GPU ``index`` the current CUDA device of the calling thread while the block runs (cudaSetDevice is
+    per host thread), so the engine's ``cuda`` device is that GPU for this worker's job only."""
+    import torch
+
+    return torch.cuda.device(index)
 
 
 def auto_resume_enabled() -> bool:
