@@ -537,11 +537,15 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
         on_progress = on_epoch = None  # the console and the app hear from rank 0
     cancel = cancel or threading.Event()
     run.set_status("running", f"Preparing {cfg.model} ({cfg.strategy}): loading the data.")
+    together = False  # every process ended at the same point: they leave the group together
     try:
         with heartbeat(run) if group.main else contextlib.nullcontext():
-            return _train_in(run, cfg, saved if resume is not None else None, from_checkpoint, on_progress,
+            done = _train_in(run, cfg, saved if resume is not None else None, from_checkpoint, on_progress,
                              on_epoch, cancel, max_minutes, group)
+        together = True
+        return done
     except CancelledError as err:
+        together = True  # a cancel is heard by every process at the same step (Group.any)
         if run.read_raw_status().get("status") != "cancelled":
             run.set_status("cancelled", str(err))
         raise
@@ -566,7 +570,7 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
                                  "resumed.")
         raise
     finally:
-        group.close()
+        group.close(together)
 
 
 def _check_processes(cfg: TrainConfig, group: Group) -> None:
