@@ -12,7 +12,7 @@ import threading
 from dataclasses import fields
 
 from core import registry
-from core.config import TrainConfig
+from core.config import MAX_NAME, TrainConfig
 from core.errors import BadInputError, CancelledError, TransferLabError, WeightsUnavailableError
 from core.freezing import STRATEGIES
 from core.presets import PRESETS, compose_settings
@@ -228,7 +228,24 @@ def cmd_runs(args) -> None:
     for r in rows:
         head = r["headline"]
         head = f"{r['headline_metric']} {head:.4f}" if isinstance(head, (int, float)) else "-"
-        print(f"{r['id']:50} {r['task'] or '-':7} {r['status'] or '-':10} {head}")
+        named = f"  “{r['name']}”" if r.get("name") else ""
+        print(f"{r['id']:50} {r['task'] or '-':7} {r['status'] or '-':10} {head}{named}")
+
+
+def cmd_rename(args) -> None:
+    """Give a finished (or stopped) run a friendly name, or clear it with an empty one: what the Runs tab's Rename
+    does. A run still training is refused: its process writes its config.json again."""
+    from core.errors import BadSettingError
+    from core.store.runs import open_run
+
+    run = open_run(args.run, args.runs_dir)
+    if run.read_status().get("status") in ("queued", "running"):
+        raise BadSettingError(f"Run {run.id} is still training; rename it once it has ended.")
+    stored = run.rename(args.name)
+    if args.json:
+        _print_json({"run": run.id, "name": stored})
+    else:
+        print(f"Run {run.id} is now named “{stored}”." if stored else f"Run {run.id} has no name now.")
 
 
 def cmd_prefetch(args) -> None:
@@ -324,6 +341,8 @@ _TRAIN_HELP = {
                "stays the global batch",
     "max_length": "text tasks: tokens per example (window size for QA)",
     "doc_stride": "QA: overlap between windows",
+    "name": f"a friendly name for the run, shown in the Runs tab and the model pickers (at most {MAX_NAME} "
+            "characters)",
 }
 # TrainConfig fields with no generated flag. `preset` has its own hand-written --preset (its choices are the
 # preset names, and it must be declared before the settings it fills in); compose_settings records it in the config.
@@ -483,6 +502,12 @@ def build_parser() -> argparse.ArgumentParser:
     ls.add_argument("--task", choices=tasks)
     ls.add_argument("--json", action="store_true")
     ls.set_defaults(func=cmd_runs)
+
+    rn = sub.add_parser("rename", help="give a run a friendly name (an empty name clears it)", parents=common)
+    rn.add_argument("run", help="run folder or id")
+    rn.add_argument("name", help=f"at most {MAX_NAME} characters, one line; \"\" clears the name")
+    rn.add_argument("--json", action="store_true")
+    rn.set_defaults(func=cmd_rename)
 
     x = sub.add_parser("explain", help="explain one prediction of a run or of model:<registry name>", parents=common)
     x.add_argument("ref", metavar="RUN_OR_MODEL", help="a run folder or id, or model:<registry name>")

@@ -25,11 +25,33 @@ MAX_EPOCHS = 100_000
 MAX_BATCH = 4096
 MAX_DEVICES = 1024  # processes per machine for data-parallel training
 MIN_LENGTH, MAX_LENGTH = 8, 4096  # tokens per example: below 8 nothing fits, above 4096 no model here reaches
+MAX_NAME = 60  # characters of a run's friendly name: it must fit a picker label and a table cell
 
 
 def _whole(value) -> bool:
     """An int that is not a bool (True would otherwise pass as 1)."""
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def clean_run_name(value) -> str | None:
+    """A run's friendly name as stored: stripped, None when blank; one sentence for anything that is not a short
+    single line of printable text. The one check for a name, at start (TrainConfig.validate) and on a rename.
+
+    >>> clean_run_name("  my first run ")
+    'my first run'
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise BadSettingError(f"The run name must be text; got {type(value).__name__}.")
+    name = value.strip()
+    if not name:
+        return None
+    if not name.isprintable():  # newlines, tabs and control characters would break labels and table rows
+        raise BadSettingError("The run name must be a single line of printable characters.")
+    if len(name) > MAX_NAME:
+        raise BadSettingError(f"The run name must be at most {MAX_NAME} characters; got {len(name)}.")
+    return name
 
 
 def _one_of(values: tuple[str, ...]) -> str:
@@ -79,9 +101,11 @@ class TrainConfig:
     max_length: int | None = None  # text tasks: tokens per example (window size for QA)
     doc_stride: int = 128  # QA: overlap between windows
     preset: str | None = None
+    name: str | None = None  # a friendly name for the run (at most MAX_NAME characters); None: none
 
     def validate(self) -> "TrainConfig":
-        """Raise a one-sentence error for any setting a run cannot use."""
+        """Raise a one-sentence error for any setting a run cannot use (the run name is stored stripped)."""
+        self.name = clean_run_name(self.name)
         if self.lr is not None and not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
             raise BadSettingError(f"The learning rate must be a positive number; got {self.lr}.")
         for name, most in (("epochs", MAX_EPOCHS), ("batch_size", MAX_BATCH), ("eval_batch_size", MAX_BATCH),

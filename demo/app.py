@@ -18,6 +18,7 @@ from core.tasks.images.data import MAX_IMAGE_BYTES
 from demo import compare_tab, data_tab, finetune_tab, images_tab, models_tab, qa_tab, runs_tab, tweets_tab
 from demo.pickers import follow_many, md_escape
 from demo.state import jobs
+from demo.style import CSS
 
 INTRO = ("# Transfer Lab\nFine-tune pretrained models with the strategy you pick, ask questions about Persian "
          "passages, classify COVID-19 tweets and CIFAR-10 images, compare two or more runs side by side and look at the data sets. "
@@ -32,9 +33,10 @@ ACTIVE = ("queued", "running")
 
 
 def launch_kwargs(**overrides) -> dict:
-    """What every ``launch()`` of the app passes (app.py, bench/, tests): the upload size limit, plus overrides
-    such as server_name and server_port."""
-    return {"max_file_size": MAX_FILE_SIZE, **overrides}
+    """What every ``launch()`` of the app passes (app.py, bench/, tests): the upload size limit and the app-wide
+    stylesheet (demo/style.py; Gradio 6 takes css at launch, not in Blocks), plus overrides such as server_name
+    and server_port."""
+    return {"max_file_size": MAX_FILE_SIZE, "css": CSS, **overrides}
 
 
 # -- the starter panel ------------------------------------------------------------------------------------------

@@ -1,28 +1,36 @@
 """Fine-tune tab: pick a task, model, strategy and settings; train on the shared queue and watch it live.
 
-Start only submits a TrainConfig to ``demo.state.jobs()`` and keeps the job id in the session's State; a
+Start only submits a TrainConfig to ``demo.state.jobs()`` and keeps the job id in the browser (gr.BrowserState); a
 ``gr.Timer`` then polls ``jobs().snapshot(job_id)`` about once a second, so no event is held open while a model
 trains and every browser session sees its own job's place in the one queue. Handlers are module-level
 functions that translate between widgets and core/; a user's mistake comes back as one sentence.
+
+The browser also remembers which run its job trains (the run memory, ``{"job": id, "run": run id}``), written by
+the poll once the run's folder exists. Jobs live in the server's memory only, so after a restart the job id is
+unknown; the poll then looks for the run instead: a job of this server working on it (``resume_interrupted``
+resubmits interrupted runs as new jobs) is followed, else the run's stored status is said in one sentence and
+Resume continues that run.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
 from pathlib import Path
 
 import gradio as gr
 
 from core import estimate, registry
-from core.config import TrainConfig
+from core.config import MAX_NAME, TrainConfig
 from core.errors import BadSettingError, TransferLabError
 from core.presets import compose_settings, get_preset, presets_by_report, reference_lines
 from core.starter import unavailable_reason
 from core.store.runs import Run, list_runs
+from demo.pickers import md_escape
 from demo.models_tab import weights_status
 from demo.plots import curves_figure, monitor_metric, run_curves
 from demo.runs_tab import ACTIVE, RESUMABLE, job_snapshot, stored_run, submit_resume
-from demo.state import jobs
+from demo.state import jobs, run_title
 
 NO_PRESET = "(none)"
 POLL_SECONDS = 1.0
@@ -167,7 +175,7 @@ def _whole(value, what: str, required: bool, zero_is_none: bool = False) -> int 
 
 
 def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
-                     minutes=None, preset=None) -> TrainConfig:
+                     minutes=None, preset=None, name=None) -> TrainConfig:
     """A validated TrainConfig from the form's values (raises TransferLabError with one sentence).
 
     The model's recommended settings come first, then the preset's, then the form's fields (blank ones left out),
@@ -188,6 +196,8 @@ def config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit=
                  eval_limit=_whole(eval_limit, "eval limit", required=False, zero_is_none=True),
                  max_minutes=_number(minutes, "time budget in minutes") or None)  # 0: no budget
     values = compose_settings(model, preset if preset and preset != NO_PRESET else None, given)
+    if name is not None:  # blank is no name; TrainConfig.validate checks and strips it
+        values["name"] = name
     return TrainConfig(**values).validate()
 
 
@@ -217,7 +227,7 @@ def _confirmation(cfg: TrainConfig) -> str | None:
 
 
 def request_start(job_id, task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
-                  minutes=None, preset=None) -> tuple:
+                  minutes=None, preset=None, name=None) -> tuple:
     """The Start button's first step: whether the run may start without asking (status, Start-anyway button,
     confirmed). A run long here or of an untrained model is not started: the status says why and "Start anyway"
     appears; otherwise the status is left to :func:`start_training`, which runs next with ``confirmed``."""
@@ -225,7 +235,7 @@ def request_start(job_id, task, model, strategy, epochs, lr, batch_size, train_l
     if current is None or current["status"] not in ACTIVE:  # an active job: start_training refuses in one sentence
         try:
             cfg = config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes,
-                                   preset)
+                                   preset, name)
         except TransferLabError:
             cfg = None  # start_training says what is wrong
         reason = _confirmation(cfg) if cfg is not None else None
@@ -235,13 +245,13 @@ def request_start(job_id, task, model, strategy, epochs, lr, batch_size, train_l
 
 
 def start_training(job_id, task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
-                   minutes=None, preset=None, confirmed: bool = True) -> tuple:
+                   minutes=None, preset=None, confirmed: bool = True, name=None) -> tuple:
     """Submit the form as a new job: (the session's job id, status sentence).
 
     ``confirmed`` False (the Start button found the run needs confirming, :func:`request_start`) changes nothing.
     Scripts (``/start_training``: ``confirmed`` is a session State, True unless the page's Start button set it) and
     the "Start anyway" button are never asked. A session runs one job at a time; on any mistake the session keeps
-    its previous job id.
+    its previous job id. ``name``: the run's friendly name (blank: none).
     """
     if confirmed is False:
         return gr.skip(), gr.skip()
@@ -251,33 +261,46 @@ def start_training(job_id, task, model, strategy, epochs, lr, batch_size, train_
                         "starting another.")
     try:
         cfg = config_from_form(task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes,
-                               preset)
+                               preset, name)
         job = jobs().submit(cfg)
     except TransferLabError as err:
         return job_id, str(err)
     position = jobs().position(job.id)
     where = f"queued, {_ahead(position)}" if position else "starting"
-    return job.id, f"Job {job.id} submitted ({cfg.model}, {cfg.strategy}): {where}."
+    called = f" “{md_escape(cfg.name)}”" if cfg.name else ""
+    return job.id, f"Job {job.id}{called} submitted ({cfg.model}, {cfg.strategy}): {where}."
+
+
+def start_anyway(job_id, task, model, strategy, epochs, lr, batch_size, train_limit=None, eval_limit=None,
+                 minutes=None, preset=None, name=None) -> tuple:
+    """The "Start anyway" button: :func:`start_training`, confirmed."""
+    return start_training(job_id, task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes,
+                          preset, True, name)
 
 
 def job_config(snap: dict) -> dict | None:
     """The job's TrainConfig fields: its own, or (a resume) the run's saved ones."""
     if snap.get("config"):
         return snap["config"]
-    if snap.get("run_dir"):
+    if snap.get("run_dir") or snap.get("resume"):
         try:
-            return stored_run(Path(snap["run_dir"]).name).train_config().to_json()
+            return stored_run(Path(snap["run_dir"] or snap["resume"]).name).train_config().to_json()
         except (TransferLabError, OSError, ValueError):
             return None
     return None
 
 
 def job_title(snap: dict) -> str:
-    """'Job 3fa2 — images · efficientnet_lite0 · feature_extraction · run 20261202-…': which run this is."""
+    """'Job 3fa2 — images · efficientnet_lite0 · feature_extraction · run 20261202-…': which run this is (a named
+    run: 'run “my first run” (20261202-…)'; before its folder exists, only its name)."""
     cfg = job_config(snap) or {}
     parts = [cfg[k] for k in ("task", "model", "strategy") if cfg.get(k)]
-    if snap.get("run_dir"):
-        parts.append(f"run {Path(snap['run_dir']).name}")
+    name = cfg.get("name") if isinstance(cfg.get("name"), str) else None
+    folder = snap.get("run_dir") or snap.get("resume")
+    if folder:
+        parts.append(f"run {run_title(Path(folder).name, name, md_escape)}")
+    elif name:
+        parts.append(f"“{md_escape(name)}”")
     return f"Job {snap['id']}" + (f" — {' · '.join(parts)}" if parts else "")
 
 
@@ -408,13 +431,92 @@ def job_curves(snap: dict):
                       steps_per_epoch=p.get("steps") if p.get("phase") == "train" else None)
 
 
-def poll_job(job_id: str | None, shown: str | None = None, said: str | None = None) -> tuple:
+def _run_of(snap: dict) -> str | None:
+    """The id of the run a job trains: its folder once the engine made it, or the run it resumes."""
+    folder = snap.get("run_dir") or snap.get("resume")
+    return Path(folder).name if folder else None
+
+
+def remembered_run(memory, job_id) -> str | None:
+    """The run id the browser remembers for ``job_id`` (its run memory, ``{"job": id, "run": run id}``); None
+    when it remembers none for this job, or the memory is not what the poll writes (an API client sends
+    anything)."""
+    if not isinstance(memory, dict) or not isinstance(job_id, str) or memory.get("job") != job_id:
+        return None
+    run_id = memory.get("run")
+    if not isinstance(run_id, str) or not run_id or run_id != Path(run_id).name or run_id in (".", ".."):
+        return None
+    return run_id
+
+
+def job_for_run(run_id: str) -> dict | None:
+    """The snapshot of this server's latest job on the run (training it, or resuming it: after a restart
+    ``resume_interrupted`` resubmits an interrupted run as a new job); None when no job of this server has it."""
+    found = None
+    for snap in jobs().jobs():  # oldest first: the last match is the newest job
+        if _run_of(snap) == run_id:
+            found = snap
+    return found
+
+
+def _stored_title(run: Run) -> str:
+    try:
+        name = run.name()
+    except TransferLabError:
+        name = None
+    return run_title(run.id, name, md_escape)
+
+
+def restarted_text(run_id: str) -> str:
+    """One sentence for a run the server no longer has a job for (it restarted): where the run stands in the run
+    store and what to press.
+
+    >>> restarted_text("20261202-184012-mlp-scratch-1a2b")                 # doctest: +SKIP
+    'The server restarted; run 20261202-184012-mlp-scratch-1a2b was interrupted after epoch 2 of 5: press Resume …'
+    """
+    try:
+        run = stored_run(run_id)
+        status, train = run.read_status(), run.read_config().get("train") or {}
+        done = len(run.read_history())
+    except TransferLabError:
+        return (f"The server restarted and run {md_escape(run_id)} is no longer in the run store (it was deleted); "
+                "press Start to train again.")
+    except (OSError, ValueError):
+        return f"The server restarted and run {md_escape(run_id)} could not be read; open it in the Runs tab."
+    title, state, message = _stored_title(run), status.get("status"), (status.get("message") or "").strip()
+    epochs = train.get("epochs") if isinstance(train, dict) else None
+    if not isinstance(epochs, int):
+        at = ""
+    elif done:
+        at = f" after epoch {min(done, epochs)} of {epochs}"
+    else:
+        at = f" before its first epoch (of {epochs}) ended"
+    if state in RESUMABLE:
+        ended = {"cancelled": "was cancelled", "interrupted": "was interrupted"}.get(state, "stopped")
+        where = "its checkpoint" if run.has_checkpoint() else "the start (it had no checkpoint yet)"
+        return f"The server restarted; run {title} {ended}{at}: press Resume to continue from {where}."
+    if state == "completed":
+        return f"The server restarted; run {title} completed. {message}".strip()
+    if state == "failed":
+        return f"The server restarted; run {title} failed. {message}".strip()
+    if state == "running":  # a live process elsewhere (the CLI, another server) is training it
+        return (f"The server restarted; run {title} is training in another process{at}. Follow it in the Runs "
+                "tab.")
+    return f"The server restarted before run {title} began training; press Start to train it again."
+
+
+def poll_job(job_id: str | None, shown: str | None = None, said: str | None = None, memory=None) -> tuple:
     """One timer tick: (status, progress, curves, stats, shown key, status said, timer update).
 
     ``shown`` names the job and epoch count already drawn; the figure is only rebuilt and sent when a new epoch
     finished. ``said`` is the status line this poll last wrote: an unchanged one is not sent again, so a sentence
     a button wrote since (a refusal, a mistake in the form) stays until the job's status really changes. The timer
     switches itself off once the job has ended.
+
+    ``memory`` is the browser's run memory (:func:`remember_run` writes it). When the server does not know
+    ``job_id`` (it restarted), the remembered run is looked for instead: a job of this server on that run is named
+    and the timer keeps going while :func:`remember_run` makes it the browser's job; else the run's stored status
+    is said (:func:`restarted_text`) and Resume continues it.
     """
     stop = gr.Timer(active=False)
     if not job_id:
@@ -423,7 +525,14 @@ def poll_job(job_id: str | None, shown: str | None = None, said: str | None = No
     try:
         snap = jobs().snapshot(job_id)
     except TransferLabError as err:
-        return (str(err) if str(err) != said else gr.skip()), "", gr.skip(), gr.skip(), shown, str(err), stop
+        run_id = remembered_run(memory, job_id)
+        found = job_for_run(run_id) if run_id else None
+        if found is not None:
+            title = _stored_title(Run(Path(found["run_dir"] or found["resume"])))  # the queue's own folder
+            line = f"The server restarted; following run {title} again as job {found['id']}."
+            return (line if line != said else gr.skip()), "", gr.skip(), gr.skip(), shown, line, gr.Timer(active=True)
+        line = restarted_text(run_id) if run_id else str(err)
+        return (line if line != said else gr.skip()), "", gr.skip(), gr.skip(), shown, line, stop
     curves = job_curves(snap)
     steps = len(curves.steps) if hasattr(curves, "steps") else 0
     key = f"{job_id}:{len(snap['history'])}:{steps}"  # redrawn when an epoch ends or a step point is logged
@@ -436,20 +545,47 @@ def poll_job(job_id: str | None, shown: str | None = None, said: str | None = No
     return (line if line != said else gr.skip()), progress, figure, stats_text(snap), key, line, timer
 
 
-def restore_form(job_id: str | None) -> tuple:
-    """Page load: the form shows the settings of the browser's queued or running job (after a reload), else is
-    left as it is. (task, model, strategy, epochs, lr, batch size, train limit, eval limit, minutes, preset,
-    parameter text)."""
+def remember_run(job_id: str | None, memory=None) -> tuple:
+    """(job id update, run memory update), run whenever the status line changes (it does when the job's run
+    becomes known, and when a restarted server is found working on the remembered run).
+
+    The browser's job known here: its run is written into the memory once known (nothing is sent when the memory
+    already has it). The job unknown (a restart) and a job of this server on the remembered run: that job becomes
+    the browser's, so the timer polls it from then on.
+    """
+    keep = gr.skip()
+    if not job_id or not isinstance(job_id, str):
+        return keep, keep
+    try:
+        snap = jobs().snapshot(job_id)
+    except TransferLabError:
+        run_id = remembered_run(memory, job_id)
+        found = job_for_run(run_id) if run_id else None
+        if found is None:
+            return keep, keep
+        return found["id"], {"job": found["id"], "run": run_id}
+    run_id = _run_of(snap)
+    wanted = {"job": job_id, "run": run_id}
+    return keep, (wanted if run_id and memory != wanted else keep)
+
+
+def restore_form(job_id: str | None, memory=None) -> tuple:
+    """Page load: the form shows the settings of the browser's queued or running job (after a reload; after a
+    restart, of the job now on the browser's remembered run), else is left as it is. (task, model, strategy,
+    epochs, lr, batch size, train limit, eval limit, minutes, preset, parameter text, run name)."""
     snap = job_snapshot(job_id)
+    if snap is None and remembered_run(memory, job_id):
+        snap = job_for_run(remembered_run(memory, job_id))
     cfg = job_config(snap) if snap is not None and snap["status"] in ACTIVE else None
     if not cfg:
-        return (gr.skip(),) * 11
+        return (gr.skip(),) * 12
     preset = cfg.get("preset") or NO_PRESET
     return (cfg["task"], gr.update(choices=model_options(cfg["task"]), value=cfg["model"]),
             gr.update(choices=strategy_options(cfg["model"]), value=cfg["strategy"]), cfg["epochs"],
             "" if cfg.get("lr") is None else f"{cfg['lr']:g}", cfg["batch_size"], cfg.get("train_limit") or 0,
             cfg.get("eval_limit") or 0, cfg.get("max_minutes") or 0,
-            gr.update(choices=preset_options(cfg["task"]), value=preset), parameter_text(cfg["model"], cfg["strategy"]))
+            gr.update(choices=preset_options(cfg["task"]), value=preset), parameter_text(cfg["model"], cfg["strategy"]),
+            cfg.get("name") or "")
 
 
 def follow_job(job_id: str | None) -> dict:
@@ -475,12 +611,15 @@ def resumable_runs() -> dict:
     return gr.update(choices=[r["id"] for r in list_runs() if r["status"] in RESUMABLE])
 
 
-def resume_training(job_id: str | None, picked_run: str | None = None) -> tuple[str | None, str]:
-    """Resume the picked run, else the session's last cancelled or stopped run: (job id, status sentence)."""
+def resume_training(job_id: str | None, picked_run: str | None = None, memory=None) -> tuple[str | None, str]:
+    """Resume the picked run, else the session's last cancelled or stopped run, else (the server restarted and
+    forgot the job) the run the browser remembers for its job: (job id, status sentence)."""
     current = job_snapshot(job_id)
     if current is not None and current["status"] in ACTIVE:
         return job_id, f"Your job {job_id} is still {current['status']}; cancel it before resuming another run."
     ref = picked_run or None
+    if ref is None and current is None:
+        ref = remembered_run(memory, job_id)
     if ref is None:
         if current is None or current["status"] not in RESUMABLE:
             return job_id, ("Pick a cancelled, stopped or interrupted run to resume (this session has none of its "
@@ -501,13 +640,27 @@ def resume_training(job_id: str | None, picked_run: str | None = None) -> tuple[
 
 # -- layout -------------------------------------------------------------------------------------------------------
 JOB_STORAGE_KEY = "transfer_lab_job"
+RUN_STORAGE_KEY = "transfer_lab_run"
+
+
+def _storage_secret(key: str) -> str:
+    """A fixed key for a BrowserState's localStorage encryption. Gradio draws a random one each time the app is
+    built, so after a restart the browser could no longer read what it stored and silently forgot its job; the
+    key is sent to the page in the app's config either way, so a fixed one hides nothing that a random one did."""
+    return hashlib.sha256(f"transfer-lab:{key}".encode()).hexdigest()[:32]
 
 
 def new_job_state() -> gr.BrowserState:
     """The browser's training job id, kept in its localStorage: a page reload finds the job again (the job runs
-    on in the server's worker either way). Over the API it is an explicit argument: ``/start_training`` returns
-    the id, and ``/poll_job`` and ``/cancel_job`` take it."""
-    return gr.BrowserState(None, storage_key=JOB_STORAGE_KEY)
+    on in the server's worker either way), and so does a page of a restarted server. Over the API it is an
+    explicit argument: ``/start_training`` returns the id, and ``/poll_job`` and ``/cancel_job`` take it."""
+    return gr.BrowserState(None, storage_key=JOB_STORAGE_KEY, secret=_storage_secret(JOB_STORAGE_KEY))
+
+
+def new_run_memory() -> gr.BrowserState:
+    """The run the browser's job trains, ``{"job": id, "run": run id}``, in its localStorage: what lets a page of
+    a restarted server find the run again (:func:`poll_job`)."""
+    return gr.BrowserState(None, storage_key=RUN_STORAGE_KEY, secret=_storage_secret(RUN_STORAGE_KEY))
 
 
 def build(job_state: gr.State | None = None) -> None:
@@ -517,6 +670,7 @@ def build(job_state: gr.State | None = None) -> None:
     there is followed here; without it this tab makes its own.
     """
     job_state = job_state if job_state is not None else new_job_state()
+    memory = new_run_memory()
     shown = gr.State(None)
     timer = gr.Timer(POLL_SECONDS, active=False)
     task0 = registry.task_names()[0]
@@ -552,10 +706,13 @@ def build(job_state: gr.State | None = None) -> None:
         train_limit = gr.Number(sized["train_limit"], label="Train limit (examples, 0 = all)", precision=0)
         eval_limit = gr.Number(sized["eval_limit"], label="Eval limit (examples, 0 = all)", precision=0)
         minutes = gr.Number(0, label="Time budget (minutes, 0 = none)")
+    run_name = gr.Textbox("", label="Run name", max_lines=1,
+                          info=f"Optional, at most {MAX_NAME} characters: shown in the Runs tab and the model "
+                               "pickers; rename it in the Runs tab.")
     estimate_md = gr.Markdown("**Estimated time here:** measuring…")
     with gr.Row():
         start = gr.Button("Start", variant="primary")
-        start_anyway = gr.Button("Start anyway", variant="stop", visible=False)
+        start_anyway_button = gr.Button("Start anyway", variant="stop", visible=False)
         cancel = gr.Button("Cancel", variant="stop")
         resume = gr.Button("Resume")
         resume_pick = gr.Dropdown([], value=None, label="Run to resume (blank = this browser's last job)",
@@ -565,7 +722,8 @@ def build(job_state: gr.State | None = None) -> None:
     curves = gr.Plot(label="Learning curves")
     stats = gr.Markdown()
 
-    form = [task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes, preset]
+    settings = [task, model, strategy, epochs, lr, batch_size, train_limit, eval_limit, minutes, preset]
+    form = [*settings, run_name]  # the run's name changes no timing, so the estimate reads only the settings
     # .input (user edits) rather than .change: a preset that sets task and model must not be undone by the
     # task's own cascade resetting the model.
     task.input(on_task, task, [model, strategy, preset, params], api_name="choose_task")
@@ -575,25 +733,30 @@ def build(job_state: gr.State | None = None) -> None:
                  api_name="apply_preset")
     # Start: request_start asks for confirmation when it should, then start_training runs unless it did. The gate
     # is a State, so /start_training keeps its parameters and a script never needs to confirm.
-    start.click(request_start, [job_state, *form], [status, start_anyway, start_gate], api_name="request_start").then(
-        start_training, [job_state, *form, start_gate], [job_state, status], api_name="start_training")
-    start_anyway.click(start_training, [job_state, *form], [job_state, status], api_name="start_anyway").then(
-        lambda: (gr.update(visible=False), True), None, [start_anyway, start_gate], api_name="hide_start_anyway",
-        show_progress="hidden")
-    gr.on(triggers=[c.change for c in form], fn=estimate_text, inputs=form, outputs=estimate_md,
+    start.click(request_start, [job_state, *form], [status, start_anyway_button, start_gate],
+                api_name="request_start").then(
+        start_training, [job_state, *settings, start_gate, run_name], [job_state, status], api_name="start_training")
+    start_anyway_button.click(start_anyway, [job_state, *form], [job_state, status], api_name="start_anyway").then(
+        lambda: (gr.update(visible=False), True), None, [start_anyway_button, start_gate],
+        api_name="hide_start_anyway", show_progress="hidden")
+    gr.on(triggers=[c.change for c in settings], fn=estimate_text, inputs=settings, outputs=estimate_md,
           api_name="estimate_run", trigger_mode="always_last", show_progress="hidden")
-    gr.on(triggers=[c.input for c in form], fn=lambda: gr.update(visible=False), outputs=start_anyway,
+    gr.on(triggers=[c.input for c in settings], fn=lambda: gr.update(visible=False), outputs=start_anyway_button,
           api_name="form_edited", show_progress="hidden")
     cancel.click(cancel_job, job_state, status, api_name="cancel_job")
-    resume.click(resume_training, [job_state, resume_pick], [job_state, status], api_name="resume_training")
+    resume.click(resume_training, [job_state, resume_pick, memory], [job_state, status], api_name="resume_training")
     resume_pick.focus(resumable_runs, None, resume_pick, api_name="resumable_runs", show_progress="hidden")
     job_state.change(follow_job, job_state, timer, api_name="follow_job", show_progress="hidden")
     # page load: a job id restored from the browser (gr.BrowserState) is polled again, so a reload loses nothing
     gr.on(triggers=None, fn=follow_job, inputs=job_state, outputs=timer, api_name="follow_job_on_load",
           show_progress="hidden")
-    gr.on(triggers=None, fn=restore_form, inputs=job_state, outputs=[*form, params], api_name="restore_form",
-          show_progress="hidden").then(estimate_text, form, estimate_md, api_name="estimate_on_load",
-                                       show_progress="hidden")
+    gr.on(triggers=None, fn=restore_form, inputs=[job_state, memory], outputs=[*settings, params, run_name],
+          api_name="restore_form", show_progress="hidden").then(estimate_text, settings, estimate_md,
+                                                                api_name="estimate_on_load", show_progress="hidden")
     # Polling reads a snapshot under a lock: cheap, so every session may poll at once.
-    timer.tick(poll_job, [job_state, shown, said], [status, progress, curves, stats, shown, said, timer],
+    timer.tick(poll_job, [job_state, shown, said, memory], [status, progress, curves, stats, shown, said, timer],
                api_name="poll_job", show_progress="hidden", concurrency_limit=None)
+    # The status line changes when the job's run becomes known, and when a restarted server is found on the
+    # remembered run: only then is the browser's memory (or its job id) written, not on every tick.
+    said.change(remember_run, [job_state, memory], [job_state, memory], api_name="remember_run",
+                show_progress="hidden", concurrency_limit=None)

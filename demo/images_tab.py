@@ -93,12 +93,16 @@ def readable_image(image) -> bytes:
     return data
 
 
-def classify_image(image, *refs: str | None):
-    """Event handler: (status, then heading and top-5 label for each of the ``N_MODELS`` pickers)."""
+def classify_image(image, ref_1: str | None = None, ref_2: str | None = None, ref_3: str | None = None,
+                   progress=gr.Progress()):
+    """Event handler: (status, then heading and top-5 label for each of the ``N_MODELS`` pickers); a model's
+    first load shows on the progress bar."""
+    refs = (ref_1, ref_2, ref_3)
     data, status = checked_input(lambda: readable_image(image), refs)
     if status:
         return (f"**{md_escape(status)}**", *(None,) * (2 * len(refs)))
-    return ("", *predict_columns("images", refs, lambda task: task.predict_image(data, top_k=TOP_K), image_result))
+    return ("", *predict_columns("images", refs, lambda task: task.predict_image(data, top_k=TOP_K), image_result,
+                                 progress))
 
 
 def explain_image(image, ref_1: str | None, ref_2: str | None, ref_3: str | None, method_1: str | None,

@@ -21,6 +21,7 @@ from typing import Callable, TypeVar
 import gradio as gr
 
 from core import registry
+from core.engine.interactive import serving
 from core.errors import BadInputError, BadSettingError, RunNotFoundError, TransferLabError
 from core.store.runs import open_run, resolve_run_ref
 from core.weights import head_is_trained, weights_status
@@ -66,6 +67,17 @@ def md_escape(text: str) -> str:
     for ch in "\\`*_[]#|~":
         out = out.replace(ch, "\\" + ch)
     return out
+
+
+def md_code(text: str) -> str:
+    """``text`` as a Markdown code span: shown as is (Markdown renders a code span's content literally, HTML
+    included, so :func:`md_escape`'s backslashes would show there); backticks and line breaks, which would end the
+    span, become ' and a space.
+
+    >>> md_code("albert_fa")
+    '`albert_fa`'
+    """
+    return "`" + str(text).replace("`", "'").replace("\r", " ").replace("\n", " ") + "`"
 
 
 def describe_run(ref: str, task_name: str) -> ModelInfo:
@@ -146,7 +158,9 @@ def predict_with(ref: str | None, task_name: str,
     info = None
     try:
         loaded, info = load_model(ref, task_name)
-        return info, predict(loaded), ""
+        with serving():  # a fine-tune in this process waits for the forward (core/engine/interactive.py)
+            result = predict(loaded)
+        return info, result, ""
     except Exception as err:  # the UI boundary: every failure becomes one sentence, the app keeps running
         return info, None, user_message(err)
 
@@ -191,7 +205,7 @@ def default_pick(task_name: str, choices: list[tuple[str, str]], first: str = "M
         score = f"test {best['headline_metric']} {metric:.3f}" if isinstance(metric, (int, float)) else "no score"
         of = f"the best of {len(runs)} completed runs by test {best['headline_metric']}" if len(runs) > 1 else \
             "the only completed run of this task"
-        return best["path"], (f"**{first} by default:** run `{md_escape(best['id'])}` ({md_escape(best['model'])}, "
+        return best["path"], (f"**{first} by default:** run {md_code(best['id'])} ({md_escape(best['model'])}, "
                               f"{md_escape(best['strategy'])}, {score}): {of}.")
     ref = default_ref(choices)
     hint = "fine-tune one, or press **Make starter runs** at the top of the page."
@@ -206,7 +220,7 @@ def lists_note(task_name: str, default_note: str) -> str:
     gone = unrunnable_models(task_name)
     if not gone:
         return default_note
-    names = ", ".join(f"`{md_escape(name)}`" for name, _ in gone)
+    names = ", ".join(md_code(name) for name, _ in gone)
     reasons = " ".join(dict.fromkeys(md_escape(reason) for _, reason in gone))  # each distinct sentence once
     return f"{default_note}\n\n**Not offered on this machine:** {names}. {reasons}"
 
@@ -338,14 +352,30 @@ def checked_input(read: Callable[[], T], refs) -> tuple[T | None, str]:
     return value, ("" if any(refs) else "Pick at least one model.")
 
 
-def predict_columns(task_name: str, refs, predict: Callable, render: Callable) -> list:
+def is_loaded(ref: str | None) -> bool:
+    """Whether the predictor cache already holds the model ``ref`` (with the cache's default int8 choice): a
+    prediction then needs no load. False for a ref the cache cannot resolve (its load says why, in one sentence)."""
+    return isinstance(ref, str) and predictors().loaded(ref)
+
+
+def first_load_words(title: str, ref: str) -> str:
+    """What the progress bar says while ``ref`` is loaded for its first prediction."""
+    name = ref.removeprefix("model:") if ref.startswith("model:") else Path(ref).name
+    return f"{title}: loading {name[:80]} for its first prediction (later ones skip this)"
+
+
+def predict_columns(task_name: str, refs, predict: Callable, render: Callable,
+                    progress: Callable | None = None) -> list:
     """Per picker: [heading, value] of its model's prediction (``predict(task)``, drawn by ``render(title, info,
-    result, error)``), or the unpicked heading and None."""
+    result, error)``), or the unpicked heading and None. With ``progress`` (a gr.Progress), a model that is not
+    loaded yet says so before its load (the first prediction of a model waits for it)."""
     outputs = []
     for i, ref in enumerate(refs):
         if not ref:
             outputs += [unpicked_heading(f"Model {i + 1}"), None]
             continue
+        if progress is not None and isinstance(ref, str) and not is_loaded(ref):
+            progress((i, len(refs)), desc=first_load_words(f"Model {i + 1}", ref), unit="models")
         info, result, error = predict_with(ref, task_name, predict)
         outputs += list(render(f"Model {i + 1}", info, result, error))
     return outputs

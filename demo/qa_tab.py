@@ -13,8 +13,8 @@ import gradio as gr
 
 from core.paths import REPO_ROOT
 from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
-from demo.pickers import (ModelInfo, ModelLists, md_escape, model_heading, model_lists,
-                          predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
+from demo.pickers import (ModelInfo, ModelLists, first_load_words, is_loaded, md_escape, model_heading,
+                          model_lists, predict_with, refresh_pickers, unpicked_heading, INFERENCE_CONCURRENCY)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,8 +108,32 @@ def check_question(passage: str | None, question: str | None) -> str:
     return ""
 
 
-def answer_question(passage: str | None, question: str | None, ref_a: str | None, ref_b: str | None = None):
-    """Event handler: (status, then heading, highlighted passage and alternatives for model A, then for model B)."""
+def window_progress(progress, title: str):
+    """A ``core`` progress callback (phase, windows read, windows) that shows "<title>: window i of n" in the
+    Gradio progress bar of this event."""
+    def report(phase: str, done: int, total: int) -> None:
+        if done:
+            text = f"{title}: window {done} of {total}"
+        else:  # before the first batch
+            text = f"{title}: reading {total} window{'s' if total != 1 else ''}"
+        progress((done, total), desc=text, unit="windows")
+    return report
+
+
+def _no_progress(*args, **kwargs) -> None:
+    """A progress tracker that shows nothing."""
+
+
+def answer_question(passage: str | None, question: str | None, ref_a: str | None, ref_b: str | None = None,
+                    progress=gr.Progress()):
+    """Event handler: (status, then heading, highlighted passage and alternatives for model A, then for model B).
+
+    ``progress`` (filled in by Gradio; not an API input): "Model A: loading <name> for its first prediction ..."
+    (:func:`demo.pickers.first_load_words`) while a model that is not in the predictor cache yet is loaded, then
+    "Model A: window i of n" as the passage's windows are read. Outside an event the default gr.Progress() does
+    nothing, so a direct call (tests, scripts) needs none; None also means no progress."""
+    if progress is None:
+        progress = _no_progress
     status = check_question(passage, question)
     if not status and not ref_a and not ref_b:
         status = "Pick a model first."
@@ -120,7 +144,11 @@ def answer_question(passage: str | None, question: str | None, ref_a: str | None
         if not ref:
             outputs += [unpicked_heading(title), None, None]
             continue
-        info, result, error = predict_with(ref, "qa", lambda task: task.answer(question, passage, top_k=TOP_K))
+        if isinstance(ref, str) and not is_loaded(ref):
+            progress(0.0, desc=first_load_words(title, ref))
+        report = window_progress(progress, title)
+        info, result, error = predict_with(
+            ref, "qa", lambda task: task.answer(question, passage, top_k=TOP_K, progress=report))
         outputs += list(qa_result(title, info, result, error, passage))
     return ("", *outputs)
 

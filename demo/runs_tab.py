@@ -1,4 +1,4 @@
-"""Runs tab: every saved run; open one to see its config, curves and metrics; resume, delete or download it.
+"""Runs tab: every saved run; open one to see its config, curves and metrics; rename, resume, delete or download it.
 
 Handlers are module-level functions that translate between widgets and ``core.store.runs`` / ``demo.state.jobs()``.
 A user's mistake (a deleted run, a run still training, a missing confirmation) comes back as one sentence in
@@ -15,15 +15,21 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.config import MAX_NAME
 from core.errors import BadSettingError, RunNotFoundError, TransferLabError
 from core.presets import reference_lines
 from core.store.runs import RESUMABLE as STORE_RESUMABLE
 from core.store.runs import Run, delete_run, list_runs, open_run, weights_label
-from demo.pickers import fmt_value
+from demo.pickers import fmt_value, md_escape
 from demo.plots import curves_figure, monitor_metric, run_curves
 from demo.state import jobs, predictors
 
-COLUMNS = ["id", "task", "model", "strategy", "status", "metric", "value", "created"]
+COLUMNS = ["id", "task", "model", "strategy", "status", "metric", "value", "created", "name"]
+# Fixed widths in pixels (1200 in all, the table's box at 1280 px), each at least its one-line header: a narrower
+# screen (a phone) scrolls the table sideways inside its own box instead of squeezing the columns until their
+# headers are cut (percentages shrink with the screen). The id column wraps a long run id at its hyphens (the
+# model pickers show short labels; this table is where the full id is).
+COLUMN_WIDTHS = ["230px", "80px", "120px", "150px", "110px", "100px", "80px", "180px", "150px"]
 RESUMABLE = STORE_RESUMABLE  # cancelled, stopped, interrupted (a restart or a crash)
 ACTIVE = ("queued", "running")
 # What a download holds, in this order; a file the run has not written yet is left out and named.
@@ -35,12 +41,13 @@ _download_root: Path | None = None
 
 
 def run_rows() -> list[list]:
-    """One table row per run, newest first: id, task, model, strategy, status, metric name, value, created."""
+    """One table row per run, newest first: id, task, model, strategy, status, metric name, value, created, name
+    (the friendly one, blank when none)."""
     rows = []
     for r in list_runs():
         value = r["headline"]
         rows.append([r["id"], r["task"], r["model"], r["strategy"], r["status"], r["headline_metric"],
-                     round(value, 4) if isinstance(value, (int, float)) else None, r["created"]])
+                     round(value, 4) if isinstance(value, (int, float)) else None, r["created"], r.get("name") or ""])
     return rows
 
 
@@ -94,8 +101,9 @@ def config_summary(run) -> str:
     weights = weights_label(cfg.get("weights")) or "not recorded"
     if weights == "untrained":
         weights = "untrained (random initial weights)"
+    name = train.get("name") if isinstance(train.get("name"), str) else None
     lines = [
-        f"**{run.id}**",
+        f"**{md_escape(name)}** — run `{run.id}`" if name else f"**{run.id}**",
         f"- status: **{status.get('status')}**" + (f" — {status['message']}" if status.get("message") else ""),
         f"- task `{train.get('task')}`, model `{train.get('model')}`, strategy `{train.get('strategy')}`"
         + (f", preset `{train['preset']}`" if train.get("preset") else ""),
@@ -192,6 +200,26 @@ def resume_selected(run_id: str | None, job_id: str | None = None) -> tuple[str 
                     "Follow it in the Fine-tune tab; its curves continue from the checkpoint.")
 
 
+def rename_selected(run_id: str | None, name: str | None) -> tuple:
+    """(status, table rows, summary) after giving the picked run a new friendly name (blank: none). A run still
+    queued or training is not renamed: its training process writes its config.json again."""
+    if not run_id:
+        return "Pick a run to rename.", gr.skip(), gr.skip()
+    try:
+        run = stored_run(run_id)
+        if active_job_for_run(run.path) is not None:
+            return (f"Run {run.id} is still queued or training; rename it once it has ended.", gr.skip(),
+                    gr.skip())
+        stored = run.rename(name)
+        summary = config_summary(run)
+    except TransferLabError as err:
+        return str(err), gr.skip(), gr.skip()
+    except OSError:
+        return f"Run {run_id} could not be renamed; it may have been deleted. Press Refresh.", gr.skip(), gr.skip()
+    said = f"Run {run.id} is now named “{md_escape(stored)}”." if stored else f"Run {run.id} has no name now."
+    return said, run_rows(), summary
+
+
 def delete_selected(run_id: str | None, sure: bool) -> tuple:
     """(status, table rows, picker update, confirmation reset, summary, curves, metrics) after a delete.
 
@@ -273,9 +301,13 @@ def build(job_state: gr.State | None = None) -> None:
         refresh = gr.Button("Refresh", scale=0)
         picker = gr.Dropdown(choices=run_ids(), value=None, label="Run", allow_custom_value=True, scale=4,
                              info="Or click a row of the table.")
-    table = gr.Dataframe(value=run_rows, headers=COLUMNS, interactive=False, wrap=True, label="Runs")
+    table = gr.Dataframe(value=run_rows, headers=COLUMNS, interactive=False, wrap=True, label="Runs",
+                         column_widths=COLUMN_WIDTHS)
     status = gr.Markdown()
     with gr.Row():
+        new_name = gr.Textbox("", label="New name", max_lines=1, scale=3,
+                              info=f"A friendly name for the picked run (blank: none), at most {MAX_NAME} characters.")
+        rename = gr.Button("Rename", scale=0)
         resume = gr.Button("Resume")
         download = gr.Button("Download (zip)")
         sure = gr.Checkbox(False, label="I am sure", scale=0)
@@ -294,6 +326,7 @@ def build(job_state: gr.State | None = None) -> None:
     picker.input(open_run_view, picker, view, api_name="open_run")
     table.select(select_run_row, None, [picker, *view], api_name="select_run_row")
     resume.click(resume_selected, [picker, job_state], [job_state, status], api_name="resume_run")
+    rename.click(rename_selected, [picker, new_name], [status, table, summary], api_name="rename_run")
     download.click(build_download, picker, [zip_file, status], api_name="download_run")
     # The zip belongs to the run it was made for: picking another run (or deleting this one) empties the box.
     picker.change(lambda: None, None, zip_file, show_progress="hidden", queue=False, api_visibility="private")

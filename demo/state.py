@@ -13,7 +13,9 @@ import importlib.util
 import math
 import os
 import threading
+import time
 from collections import OrderedDict
+from typing import Callable
 
 import numpy as np
 
@@ -22,7 +24,7 @@ from core.errors import BadSettingError
 from core.store.jobs import JobQueue
 from core.store.predictors import PredictorCache
 from core.starter import unavailable_reason
-from core.store.runs import list_runs
+from core.store.runs import list_runs, run_id_time
 from core.weights import weights_status
 
 
@@ -52,19 +54,67 @@ def predictors() -> PredictorCache:
     return PredictorCache()
 
 
+METRIC_WORDS = {"f1": "F1", "exact_match": "EM"}  # how a label names a headline metric (else its own name)
+
+
+def run_title(run_id: str, name: str | None = None, escape: Callable[[str], str] | None = None) -> str:
+    """How a sentence names a run: its id, or a named run's name with its id, '“my first run” (20261202-…)'.
+    ``escape``: applied to the name only (Markdown: demo.pickers.md_escape), since ids are the store's own."""
+    if not name:
+        return run_id
+    return f"“{escape(name) if escape else name}” ({run_id})"
+
+
+def _id_tail(summary: dict) -> str:
+    """What tells a run apart from others of the same model, strategy and minute: the part of its id after
+    '<time>-<model>-<strategy>-' (its random suffix), else the whole id."""
+    head = f"{summary['id'][:15]}-{summary['model']}-{summary['strategy']}-"
+    tail = summary["id"][len(head):] if summary["id"].startswith(head) else ""
+    return tail or summary["id"]
+
+
+def run_label(summary: dict) -> str:
+    """A short picker label for a run (a list_runs row): 'my first run · minilm full · F1 0.810', or unnamed
+    'minilm full · 12-02 18:40 · accuracy 0.749' (the time from the run id); the full id is in the Runs tab and
+    in the line a prediction tab shows about the picked model.
+
+    >>> run_label({"id": "20261202-184012-mlp-scratch-1a2b", "name": None, "model": "mlp", "strategy": "scratch",
+    ...            "headline_metric": "accuracy", "headline": 0.4612})
+    'mlp scratch · 12-02 18:40 · accuracy 0.461'
+    """
+    parts = [summary["name"]] if summary.get("name") else []
+    parts.append(f"{summary.get('model')} {summary.get('strategy')}")
+    started = run_id_time(summary["id"])
+    if not summary.get("name"):
+        parts.append(time.strftime("%m-%d %H:%M", started) if started else summary["id"])
+    value, metric = summary.get("headline"), summary.get("headline_metric") or "accuracy"
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        parts.append(f"{METRIC_WORDS.get(metric, metric)} {value:.3f}")
+    return " · ".join(parts)
+
+
+def run_labels(summaries: list[dict]) -> list[str]:
+    """run_label of each run, made unique: runs that would share a label get their id's random suffix added,
+    and where even that is shared, their whole id."""
+    labels = [run_label(r) for r in summaries]
+    for extra in (_id_tail, lambda r: r["id"]):
+        seen: dict[str, int] = {}
+        for label in labels:
+            seen[label] = seen.get(label, 0) + 1
+        labels = [f"{label} · {extra(r)}" if seen[label] > 1 else label for label, r in zip(labels, summaries)]
+    return labels
+
+
 def model_choices(task: str, include_registry: bool = True) -> list[tuple[str, str]]:
     """(label, ref) pairs for a task's model pickers: finished runs first (newest first), then the registry's
     models that this machine can run (:func:`unrunnable_models` lists the others, with why).
 
-    A run's ref is its folder; a registry model's is ``model:<name>``. Labels say plainly what a choice is, e.g.
-    "run 20261123-… efficientnet_lite0 feature_extraction (accuracy 0.749)" or "vgg19 (untrained)".
+    A run's ref is its folder; a registry model's is ``model:<name>``. Labels say plainly what a choice is and stay
+    short (:func:`run_label`), e.g. "efficientnet_lite0 feature_extraction · 12-02 18:40 · accuracy 0.749",
+    "my first run · minilm full · F1 0.810" or "vgg19 (untrained, head not trained)".
     """
-    choices = []
-    for r in list_runs(task=task):
-        if r["status"] != "completed":
-            continue
-        metric = f" ({r['headline_metric']} {r['headline']:.3f})" if isinstance(r["headline"], float) else ""
-        choices.append((f"run {r['id']}{metric}", r["path"]))
+    done = [r for r in list_runs(task=task) if r["status"] == "completed"]
+    choices = [(label, r["path"]) for label, r in zip(run_labels(done), done)]
     if include_registry:
         for spec in registry.list_models(task):
             if unavailable_reason(spec.name) is None:

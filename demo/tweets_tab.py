@@ -7,6 +7,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from core.engine.interactive import serving
 from core.tasks.tweets.data import clean_tweet
 from core.paths import REPO_ROOT
 from demo.explain_panel import attention_controls, explain_column, explain_text_columns, methods_update
@@ -51,7 +52,8 @@ def _column(title: str, ref, texts: list[str]) -> list[tuple[str, dict | None]]:
     info = None
     try:
         task, info = load_model(ref, "tweets")
-        results = task.predict_texts(texts)
+        with serving():  # a fine-tune in this process waits for the forward (core/engine/interactive.py)
+            results = task.predict_texts(texts)
     except Exception as err:  # noqa: BLE001 (the UI boundary)
         if info is None:  # the model itself is unusable: the same sentence for every request that picked it
             return [tweet_result(title, None, None, user_message(err))] * len(texts)

@@ -66,10 +66,14 @@ def free_port():
 
 @contextlib.contextmanager
 def launched(app):
-    """The Gradio app queued and served on a free local port without blocking (as app.py serves it); yields its
-    URL and closes it on the way out."""
+    """The Gradio app queued and served on a free local port without blocking, with app.py's launch settings
+    (``demo.app.launch_kwargs()``: the app-wide stylesheet and the upload limit); yields its URL and closes it on
+    the way out."""
+    from demo.app import launch_kwargs
+
     app.queue()
-    app.launch(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True, quiet=True)
+    app.launch(**launch_kwargs(server_name="127.0.0.1", server_port=_free_port(), prevent_thread_lock=True,
+                               quiet=True))
     try:
         yield app.local_url
     finally:

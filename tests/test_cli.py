@@ -105,6 +105,29 @@ def test_runs_dir_after_the_subcommand_end_to_end(tmp_path):
     assert [r["id"] for r in json.loads(out.stdout)] == [run.id]
 
 
+def test_rename_names_a_run_lists_it_and_refuses_bad_names(tmp_path, capsys):
+    from core.cli import main
+    from core.config import MAX_NAME
+    from core.store.runs import create_run, open_run
+
+    run = create_run("mlp", "scratch", tmp_path)
+    run.write_config({"train": {"task": "images", "model": "mlp", "strategy": "scratch"}})
+    run.set_status("completed")
+    assert main(["rename", run.id, "  first try ", "--runs-dir", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"Run {run.id} is now named “first try”."
+    assert open_run(run.path).name() == "first try"
+    assert main(["runs", "--runs-dir", str(tmp_path)]) == 0 and "“first try”" in capsys.readouterr().out
+    assert main(["rename", run.id, "x" * (MAX_NAME + 1), "--runs-dir", str(tmp_path)]) == 2
+    assert capsys.readouterr().err.strip() == (f"error: The run name must be at most {MAX_NAME} characters; got "
+                                               f"{MAX_NAME + 1}.")
+    assert open_run(run.path).name() == "first try"  # a refused name changes nothing
+    assert main(["rename", run.id, "", "--json", "--runs-dir", str(tmp_path)]) == 0
+    assert json.loads(capsys.readouterr().out) == {"run": run.id, "name": None}
+    run.set_status("running")
+    assert main(["rename", run.id, "later", "--runs-dir", str(tmp_path)]) == 2
+    assert "still training" in capsys.readouterr().err and open_run(run.path).name() is None
+
+
 def test_data_command_reports_each_split(capsys):
     from core.cli import main
     from core.paths import data_dir

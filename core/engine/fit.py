@@ -43,6 +43,7 @@ from core.config import TrainConfig
 from core.engine import distributed
 from core.engine.checkpoint import optimizer_from_safe, optimizer_to_safe
 from core.engine.distributed import FollowerRun, Group
+from core.engine.interactive import yield_to_requests
 from core.engine.runtime import tune_cpu_allocator
 from core.engine.task import TaskRun
 from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
@@ -233,6 +234,7 @@ class Trainer:
     def _phase_progress(self, phase: str, done: int, total: int) -> None:
         """The tasks' ``progress(phase, done, total)`` during data, cache and evaluation phases: reports it and
         honours a cancel within one batch."""
+        yield_to_requests(self.cancel)  # the app's prediction requests first (core/engine/interactive.py)
         self.check_cancel(phase)
         self._emit(phase, done, total)
 
@@ -337,6 +339,7 @@ class Trainer:
             set_train_mode(task.model, True)
             t_epoch = time.monotonic()
             for batch in batches[s.step_in_epoch:]:
+                yield_to_requests(self.cancel)  # the app's prediction requests first (core/engine/interactive.py)
                 if self.group.any(self.cancel.is_set()):  # rank 0's cancel stops every process at this step
                     s.epoch_seconds += time.monotonic() - t_epoch
                     self.save_checkpoint()

@@ -129,6 +129,17 @@ class PredictorCache:
         with self._lock:
             return list(self._items)
 
+    def loaded(self, ref: str, int8: bool | None = None) -> bool:
+        """Whether ``get(ref, int8)`` would answer from the cache, without loading: a resumed run's new weights
+        are a new entry, so they count as not loaded. False for a ref that cannot be resolved (``get`` says why,
+        in one sentence)."""
+        try:
+            key = self._key(ref, int8)
+        except Exception:  # noqa: BLE001 - the load that follows gives its own sentence
+            return False
+        with self._lock:
+            return key in self._items
+
     def forget_run(self, run_path: str) -> None:
         """Drop a deleted run's entries."""
         with self._lock:

@@ -177,6 +177,30 @@ class Run:
     def write_config(self, config: dict) -> None:
         _write_json_atomic(self.path / "config.json", config)
 
+    def name(self) -> str | None:
+        """The run's friendly name (its TrainConfig ``name``), None when it has none."""
+        train = self.read_config().get("train")
+        name = train.get("name") if isinstance(train, dict) else None
+        return name if isinstance(name, str) and name.strip() else None
+
+    def rename(self, name: str | None) -> str | None:
+        """Set (or, with a blank name, clear) the run's friendly name in its config.json, written atomically;
+        returns the name as stored. One sentence for a bad name (core.config.clean_run_name) or a config without
+        training settings.
+
+        >>> open_run("20261202-184012-mlp-scratch-1a2b").rename("  my first run ")      # doctest: +SKIP
+        'my first run'
+        """
+        from core.config import clean_run_name  # core.config imports the registry, which is heavy at import time
+
+        cleaned = clean_run_name(name)
+        config = self.read_config()
+        if not isinstance(config.get("train"), dict):
+            raise RunNotFoundError(f"The config.json of run {self.id} has no training settings to name.")
+        config["train"] = {**config["train"], "name": cleaned}
+        self.write_config(config)
+        return cleaned
+
     def set_status(self, status: str, message: str = "", **extra) -> None:
         """Write status.json; a "running" status also records this process (pid, host) and a heartbeat time."""
         if status not in STATUSES:
@@ -295,6 +319,7 @@ class Run:
         headline_name = cfg.get("headline_metric", "accuracy")
         return {
             "id": self.id,
+            "name": train.get("name") if isinstance(train.get("name"), str) else None,
             "path": str(self.path),
             "task": train.get("task"),
             "model": train.get("model"),
@@ -331,8 +356,23 @@ def _read_jsonl(path: Path, skip_torn: bool = False) -> list[dict]:
     return rows
 
 
+RUN_ID_TIME = "%Y%m%d-%H%M%S"  # how a run id begins: when the run was created, local time
+
+
 def new_run_id(model: str, strategy: str) -> str:
-    return f"{time.strftime('%Y%m%d-%H%M%S')}-{model}-{strategy}-{secrets.token_hex(2)}"
+    return f"{time.strftime(RUN_ID_TIME)}-{model}-{strategy}-{secrets.token_hex(2)}"
+
+
+def run_id_time(run_id: str) -> time.struct_time | None:
+    """When a run was created, read from the start of its id; None for an id that does not begin with one.
+
+    >>> time.strftime("%m-%d %H:%M", run_id_time("20261202-184012-mlp-scratch-1a2b"))
+    '12-02 18:40'
+    """
+    try:
+        return time.strptime(str(run_id)[:15], RUN_ID_TIME)
+    except ValueError:
+        return None
 
 
 def create_run(model: str, strategy: str, root: str | os.PathLike | None = None) -> Run:

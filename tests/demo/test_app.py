@@ -24,7 +24,9 @@ def test_runs_tab_lists_runs(tmp_path, monkeypatch):
     run.write_metrics({"accuracy": 0.41234})
     run.set_status("completed")
     assert run_rows() == [[run.id, "images", "mlp", "scratch", "completed", "accuracy", 0.4123,
-                           "2026-11-23T10:00:00"]]
+                           "2026-11-23T10:00:00", ""]]  # no friendly name
+    run.rename("  first try ")
+    assert run_rows()[0][-1] == "first try"
 
 
 def test_app_builds():

@@ -64,7 +64,7 @@ def add_run(panel, option: str) -> None:
 def test_three_runs_cost_first_with_references_then_a_task_switch_clears(page, store):
     from demo.state import model_choices
 
-    # the options' labels ("run <id> (accuracy 0.xyz)"): A's id is the start of B's and C's
+    # the options' short labels (demo.state.run_label): the three runs share model and strategy
     label = {Path(ref).name: text for text, ref in model_choices("images", include_registry=False)}
     panel = open_tab(page, "Compare & errors")
     panel.get_by_role("button", name="Refresh", exact=True).click()
@@ -97,7 +97,8 @@ def test_three_runs_cost_first_with_references_then_a_task_switch_clears(page, s
     # A task switch empties every result: no image gallery, no image table rows, no curves legend.
     panel.get_by_role("radio", name="tweets", exact=True).check()
     expect(panel.get_by_role("combobox", name="Run A", exact=True)).to_have_value(
-        re.compile(re.escape(store["tweet"])))
+        next(text for text, ref in model_choices("tweets", include_registry=False)
+             if Path(ref).name == store["tweet"]))
     expect(panel.get_by_role("button", name=re.compile(r"^Thumbnail \d+ of \d+$"))).to_have_count(0)
     expect(panel.get_by_role("grid", name="Examples", exact=True).get_by_role("row")).to_have_count(1)
     expect(table.get_by_role("row")).to_have_count(1)

@@ -129,6 +129,7 @@ def test_the_default_form_runs_to_completion_in_about_a_minute(store, monkeypatc
     assert message.startswith(f"Job {job_id} submitted (efficientnet_lite0, feature_extraction)")
     restored = finetune_tab.restore_form(job_id)  # a reload while it runs shows its settings
     assert restored[0] == "images" and restored[1]["value"] == "efficientnet_lite0" and restored[6:8] == (1000, 500)
+    assert restored[-1] == ""  # the run has no name
 
     said, lines = None, set()
     while True:
@@ -150,5 +151,5 @@ def test_the_default_form_runs_to_completion_in_about_a_minute(store, monkeypatc
     assert any(line.startswith(f"{title}: epoch ") for line in lines)
     # an unchanged status is not sent again, so a sentence a button wrote meanwhile stays
     assert finetune_tab.poll_job(job_id, None, said)[0] == gr.skip()
-    assert finetune_tab.restore_form(job_id) == (gr.skip(),) * 11  # an ended job leaves the form alone
+    assert finetune_tab.restore_form(job_id) == (gr.skip(),) * 12  # an ended job leaves the form alone
     assert seconds < 300  # sanity only: the time itself is reported, not asserted

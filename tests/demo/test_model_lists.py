@@ -111,6 +111,7 @@ def test_models_this_machine_cannot_run_are_not_offered():
         lists = qa_tab.build()
     assert lists.pickers[0].value == "model:e5_small"
     assert "Not offered on this machine" in lists.note.value and "parsbert" in lists.note.value
+    assert "`albert_fa`" in lists.note.value  # a code span shows its text as is: no Markdown backslash in it
     assert "Model A" in lists.note.value
 
     from demo.models_tab import COLUMNS, model_rows

@@ -75,6 +75,7 @@ VAL_MAX_QUESTIONS = 200  # per-epoch validation stays cheap (about 200 windows)
 LENGTH_GROUP_BATCHES = 50  # training batches drawn from one length-sorted group of shuffled windows
 CONTEXT_CHARS = 300  # passage characters kept per row of predictions.jsonl
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+ANSWER_PHASE = "answer:windows"  # the phase name answer() passes to its progress callback
 
 
 @dataclass
@@ -403,9 +404,36 @@ class QATask(TaskRun):
 
     # -- inference ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def answer(self, question: str, context: str, top_k: int = 5) -> dict:
+    def _window_logits(self, data: QASplit, progress: ProgressFn | None = None
+                       ) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """Per window of ``data`` (in its order) float32 start and end logits over its real tokens, read in
+        batches of ``eval_batch_size`` in length order; ``progress(ANSWER_PHASE, windows read, windows)`` before
+        the first batch and after each."""
+        self.model.eval()
+        starts: list[np.ndarray | None] = [None] * len(data)
+        ends: list[np.ndarray | None] = [None] * len(data)
+        order = self._length_order(data)
+        bs = self.cfg.eval_batch_size
+        if progress is not None:  # not truthiness: a callable may be falsy (gr.Progress has __len__, 0 when idle)
+            progress(ANSWER_PHASE, 0, len(data))
+        for i in range(0, len(data), bs):
+            idx = order[i:i + bs]
+            out = self.model.forward_head(self.model.encoder_outputs(**self._inputs(data, idx)))
+            s, e = out["start_logits"].float().cpu().numpy(), out["end_logits"].float().cpu().numpy()
+            for j, w in enumerate(idx.tolist()):
+                n = int(data.lengths[w])
+                starts[w], ends[w] = s[j, :n], e[j, :n]
+            if progress is not None:
+                progress(ANSWER_PHASE, min(i + bs, len(data)), len(data))
+        return starts, ends
+
+    @torch.no_grad()
+    def answer(self, question: str, context: str, top_k: int = 5, progress: ProgressFn | None = None) -> dict:
         """The answer to one question about one passage (any length: long passages are read in windows).
 
+        ``progress``: called as ``progress(ANSWER_PHASE, done, total)`` with the windows read so far, once with
+        ``done`` 0 before the first batch and after every batch of ``eval_batch_size`` windows, so a UI can say
+        "window 12 of 150" while a long passage is read; it does not change the answer.
         Returns ``answer`` ("" when the model abstains), ``has_answer``, ``start_char``/``end_char`` (-1 when
         none), ``probability``, ``no_answer_probability``, ``alternatives`` (the ``top_k`` best spans, also when
         it abstains), ``message`` (a sentence when there is no answer), ``null_threshold`` and ``windows``.
@@ -424,17 +452,7 @@ class QATask(TaskRun):
             raise BadSettingError(f"top_k must be a whole number of at least 1; got {top_k}.")
         example = QAExample("question", "", context, question, (), True)
         data = make_split([example], self.tokenizer(), self.max_length, self.cfg.doc_stride, "user input")
-        self.model.eval()
-        starts: list[np.ndarray | None] = [None] * len(data)
-        ends: list[np.ndarray | None] = [None] * len(data)
-        order = self._length_order(data)
-        for i in range(0, len(data), self.cfg.eval_batch_size):
-            idx = order[i:i + self.cfg.eval_batch_size]
-            out = self.model.forward_head(self.model.encoder_outputs(**self._inputs(data, idx)))
-            s, e = out["start_logits"].float().cpu().numpy(), out["end_logits"].float().cpu().numpy()
-            for j, w in enumerate(idx.tolist()):
-                n = int(data.lengths[w])
-                starts[w], ends[w] = s[j, :n], e[j, :n]
+        starts, ends = self._window_logits(data, progress)
         threshold = self.null_threshold
         p = self._decode(data, starts, ends, threshold=threshold, top_k=top_k)[0]
         result = {
