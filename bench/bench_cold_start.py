@@ -11,7 +11,9 @@ tweet of assets/tweet_examples.json, ``model:minilm``) and images (``/image_clas
 second answer of the same request is timed too, so the load's share is visible.
 
 Then ``python -X importtime -c "import demo"`` (a fresh process) gives the modules whose import costs the most
-(cumulative microseconds, top ``--importtime-top``). Prints one JSON line.
+(cumulative microseconds, top ``--importtime-top``), and one more fresh process splits the first page in two:
+``import demo`` and ``build_app()``, each with the heavy packages (torch, transformers, timm, ...) loaded by its end,
+so a regression says where it came from. Prints one JSON line.
 """
 from __future__ import annotations
 
@@ -103,6 +105,33 @@ def import_costs(top: int) -> dict:
             "heaviest_any_ms": {name.strip(): round(us / 1000) for us, name in sorted(rows, reverse=True)[:top]}}
 
 
+HEAVY = ("torch", "transformers", "timm", "torchvision", "captum", "sklearn", "scipy", "datasets", "safetensors")
+
+_BUILD_PROBE = """
+import json, sys, time
+heavy = HEAVY
+loaded = lambda: [m for m in heavy if m in sys.modules]
+t0 = time.perf_counter()
+import demo
+t1 = time.perf_counter()
+after_import = loaded()
+demo.build_app()
+t2 = time.perf_counter()
+print(json.dumps({"import_demo_seconds": round(t1 - t0, 2), "heavy_after_import": after_import,
+                  "build_app_seconds": round(t2 - t1, 2), "heavy_after_build": loaded()}))
+"""
+
+
+def build_costs(env: dict) -> dict:
+    """Seconds of ``import demo`` and of ``build_app()`` in a fresh process, and the heavy packages loaded by the
+    end of each (a background thread of the app may add some while the page is built)."""
+    code = _BUILD_PROBE.replace("HEAVY", repr(HEAVY))
+    out = subprocess.run([PYTHON, "-c", code], cwd=ROOT, capture_output=True, text=True, env=env)
+    if out.returncode != 0:
+        return {"error": out.stderr.strip().splitlines()[-1:] or [f"exit status {out.returncode}"]}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--timeout", type=float, default=600)
@@ -137,7 +166,7 @@ def main() -> None:
                 status = result[0] if isinstance(result, (list, tuple)) else result
                 out[tab] = {"first_answer_seconds": round(first, 2), "second_answer_seconds": round(again, 2),
                             "since_launch_seconds": round(time.perf_counter() - t0 - again, 2),
-                            "status": str(status)[:120]}
+                            "error": str(status)[:120] or None}  # the tab's status line: empty when it answered
         finally:
             proc.terminate()
             try:
@@ -146,6 +175,8 @@ def main() -> None:
                 proc.kill()
         if (tmp / "runs").exists():
             out["runs_env_honoured"] = True
+        if not args.skip_importtime:
+            out["first_page_parts"] = build_costs({**env, "TRANSFER_LAB_RUNS": str(tmp / "runs_build")})
     if not args.skip_importtime:
         out["importtime"] = import_costs(args.importtime_top)
     out["load_average_1min_at_end"] = round(os.getloadavg()[0], 2)

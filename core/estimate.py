@@ -19,6 +19,8 @@ Two ingredients, both measured on the machine the app runs on:
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -39,6 +41,11 @@ TEXT_EFFICIENCY = 1.0  # measured matmul speed as is: padding and short real len
 
 
 def has_gpu() -> bool:
+    """Whether torch sees a CUDA (or ROCm) GPU. On Linux without an NVIDIA or AMD GPU driver it cannot, and torch
+    (seconds to import) is not loaded to find that out: the app's first page asks this for its defaults."""
+    if sys.platform.startswith("linux") and not any(
+            os.path.exists(p) for p in ("/dev/nvidiactl", "/proc/driver/nvidia", "/dev/kfd")):
+        return False
     import torch
 
     return torch.cuda.is_available()

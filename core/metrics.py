@@ -14,14 +14,21 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-from sklearn import metrics as skm
+
+
+def _skm():
+    """``sklearn.metrics``, imported on the first metric (scikit-learn takes seconds to import, and importing this
+    module is on the way of everything that evaluates)."""
+    from sklearn import metrics
+
+    return metrics
 
 
 def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], n_classes: int) -> np.ndarray:
     """(n, n) counts, rows = true class, columns = predicted class (all zeros for an empty input)."""
     if len(y_true) == 0:
         return np.zeros((n_classes, n_classes), dtype=np.int64)
-    return skm.confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).astype(np.int64)
+    return _skm().confusion_matrix(y_true, y_pred, labels=list(range(n_classes))).astype(np.int64)
 
 
 def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float | None:
@@ -29,11 +36,11 @@ def roc_auc(y_true: Sequence[int], scores: Sequence[float]) -> float | None:
     y = np.asarray(y_true, dtype=np.int64)
     if not ((y == 1).any() and (y == 0).any()):
         return None  # sklearn would warn and return nan
-    return float(skm.roc_auc_score(y == 1, np.asarray(scores, dtype=np.float64)))
+    return float(_skm().roc_auc_score(y == 1, np.asarray(scores, dtype=np.float64)))
 
 
 def _prf(y_true, y_pred, labels: list[int], average: str | None):
-    return skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0.0)
+    return _skm().precision_recall_fscore_support(y_true, y_pred, labels=labels, average=average, zero_division=0.0)
 
 
 def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str],
@@ -48,7 +55,7 @@ def classification_metrics(y_true: Sequence[int], y_pred: Sequence[int], classes
         precision, recall, f1, support = _prf(y_true, y_pred, labels, None)
         averages = {avg: dict(zip(("precision", "recall", "f1"), map(float, _prf(y_true, y_pred, labels, avg)[:3])))
                     for avg in ("macro", "weighted")}
-        accuracy = float(skm.accuracy_score(y_true, y_pred))
+        accuracy = float(_skm().accuracy_score(y_true, y_pred))
     else:  # sklearn rejects empty inputs
         precision = recall = f1 = np.zeros(n)
         support = np.zeros(n, dtype=np.int64)

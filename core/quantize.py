@@ -16,11 +16,13 @@ quantisation does not cover), a model on a GPU, or a PyTorch build without a qua
 from __future__ import annotations
 
 import warnings
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from core.errors import BadSettingError
+
+if TYPE_CHECKING:  # torch is imported where a model is quantised: importing this module stays light
+    import torch
+    from torch import nn
 
 TEXT_TASKS = ("tweets", "qa")
 
@@ -30,6 +32,8 @@ def why_not(task_name: str, device: torch.device | str = "cpu") -> str | None:
     if task_name not in TEXT_TASKS:
         return (f"int8 quantisation applies to the text models (tweets, QA), not to the {task_name} task's "
                 "models, whose work is in convolutions and attention blocks it does not cover.")
+    import torch
+
     if torch.device(device).type != "cpu":
         return "int8 dynamic quantisation runs on the CPU only; this model is on a GPU, where bf16 is the faster path."
     if not torch.backends.quantized.supported_engines or torch.backends.quantized.engine == "none":
@@ -39,6 +43,9 @@ def why_not(task_name: str, device: torch.device | str = "cpu") -> str | None:
 
 def quantize_model(model: nn.Module) -> nn.Module:
     """``model`` with every nn.Linear dynamically quantised to int8 (in place; returns it, in eval mode)."""
+    import torch
+    from torch import nn
+
     model.eval()
     with warnings.catch_warnings():
         # torch.ao.quantization warns that it will move to torchao; it is still PyTorch's supported eager path.
@@ -61,6 +68,8 @@ def quantize_task(task):
         raise BadSettingError(reason)
     if task.model is None:
         raise BadSettingError("Build or load the model before quantising it.")
+    from torch import nn
+
     if not any(isinstance(m, nn.Linear) for m in task.model.modules()):
         raise BadSettingError("This model has no linear layers to quantise.")
     quantize_model(task.model)

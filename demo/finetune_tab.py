@@ -695,7 +695,9 @@ def build(job_state: gr.State | None = None) -> None:
         # allow_custom_value: one model pick fires .input twice and the second carries the strategy the first
         # removed from the choices; on_model then falls back to a supported one (config_from_form checks it).
         strategy = gr.Dropdown(strategy_options(model0), value=strategy0, label="Strategy", allow_custom_value=True)
-    params = gr.Markdown(parameter_text(model0, strategy0))
+    # Counted on page load, not here: counting builds the model on the meta device, which imports torch and timm,
+    # and the first page should not wait for them (bench/bench_cold_start.py).
+    params = gr.Markdown("Counting the parameters this model and strategy train…")
     # No minimum on the numbers: Gradio's own pop-up would pre-empt the form's one-sentence status
     # (config_from_form checks every value).
     with gr.Row():
@@ -751,8 +753,9 @@ def build(job_state: gr.State | None = None) -> None:
     gr.on(triggers=None, fn=follow_job, inputs=job_state, outputs=timer, api_name="follow_job_on_load",
           show_progress="hidden")
     gr.on(triggers=None, fn=restore_form, inputs=[job_state, memory], outputs=[*settings, params, run_name],
-          api_name="restore_form", show_progress="hidden").then(estimate_text, settings, estimate_md,
-                                                                api_name="estimate_on_load", show_progress="hidden")
+          api_name="restore_form", show_progress="hidden").then(
+        parameter_text, [model, strategy], params, api_visibility="private", show_progress="hidden").then(
+        estimate_text, settings, estimate_md, api_name="estimate_on_load", show_progress="hidden")
     # Polling reads a snapshot under a lock: cheap, so every session may poll at once.
     timer.tick(poll_job, [job_state, shown, said, memory], [status, progress, curves, stats, shown, said, timer],
                api_name="poll_job", show_progress="hidden", concurrency_limit=None)

@@ -9,18 +9,20 @@ from __future__ import annotations
 
 import math
 import time
-
-import torch
+from typing import TYPE_CHECKING
 
 from core.errors import BadSettingError
 from core.explain.base import Explanation, Method
 from core.explain.hygiene import explaining, forward_hooks
 from core.explain.inputs import encode_image, weights_notes, input_kind
 
+if TYPE_CHECKING:
+    import torch
+
 
 def default_layer(backbone) -> tuple[str, torch.nn.Module]:
     """(name, module) of the layer shown by default: the last stage of the backbone."""
-    from core.tasks.images.models import SequentialCNN, SwinBackbone, WholeBackbone
+    from core.tasks.images.nets import SequentialCNN, SwinBackbone, WholeBackbone
 
     net = backbone.net
     names = {m: n for n, m in net.named_modules()}
@@ -38,7 +40,7 @@ def default_layer(backbone) -> tuple[str, torch.nn.Module]:
 
 
 def _prefix_tokens(backbone, name: str) -> int:
-    from core.tasks.images.models import CaitBackbone
+    from core.tasks.images.nets import CaitBackbone
 
     if isinstance(backbone, CaitBackbone) and not name.startswith("blocks_token_only"):
         return 0  # CaiT's self-attention blocks see patches only
@@ -55,7 +57,9 @@ class Activations(Method):
 
     def explain(self, task_run, inputs: dict, target=None, layer: str | None = None, top_k: int = 4,
                 fine_tuned: bool | None = None, **_ignored) -> Explanation:
-        from core.tasks.images.models import SequentialCNN, SwinBackbone
+        import torch
+
+        from core.tasks.images.nets import SequentialCNN, SwinBackbone
 
         started = time.perf_counter()
         model = task_run.model

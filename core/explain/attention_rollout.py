@@ -14,8 +14,6 @@ from __future__ import annotations
 import time
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from core.errors import BadSettingError
 from core.explain.attention import encode_text
@@ -32,6 +30,9 @@ ROLLOUT_IMAGE_MODELS = ("deit_base_distilled", "deit_small_distilled", "cait_s24
 
 def upsample(grid: np.ndarray, size: int) -> np.ndarray:
     """(h, w) -> (size, size), bilinear."""
+    import torch
+    import torch.nn.functional as F
+
     t = torch.as_tensor(np.asarray(grid, dtype=np.float32))[None, None]
     return F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False)[0, 0].numpy()
 

@@ -11,18 +11,23 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
 
 from core.errors import BadSettingError
 from core.explain.hygiene import eager_attention, forward_hooks, unfused_timm_attention
 from core.explain.inputs import TextInput, encoder_kwargs
 
+if TYPE_CHECKING:
+    import torch
 
-@torch.no_grad()
+
 def text_attentions(model, enc: TextInput) -> list[np.ndarray]:
     """Per layer (H, T, T) attention probabilities of ``model.encoder`` for one encoded text."""
-    with eager_attention(model.encoder):
+    import torch
+
+    with torch.no_grad(), eager_attention(model.encoder):
         out = model.encoder(**encoder_kwargs(model, enc.tensors), output_attentions=True)
     if not out.attentions:
         raise BadSettingError("This encoder returned no attention maps.")
@@ -47,7 +52,7 @@ class ImageLayout:
 
 def image_layout(model) -> ImageLayout:
     """The token layout of an ImageClassifier's transformer backbone; BadSettingError for any other backbone."""
-    from core.tasks.images.models import BeitBackbone, CaitBackbone, ViTBackbone
+    from core.tasks.images.nets import BeitBackbone, CaitBackbone, ViTBackbone
 
     backbone = getattr(model, "backbone", None)
     net = getattr(backbone, "net", None)
@@ -64,9 +69,10 @@ def image_layout(model) -> ImageLayout:
     raise BadSettingError("Attention rollout needs a ViT, DeiT, CaiT or BEiT backbone; this model has none.")
 
 
-@torch.no_grad()
 def image_attentions(model, x: torch.Tensor, layout: ImageLayout) -> tuple[list[np.ndarray], list[np.ndarray], torch.Tensor]:
     """(self-attention per block (H, T, T), class attention per block (H, 1, 1 + N), logits) for one image."""
+    import torch
+
     captured: dict[int, list[np.ndarray]] = {}
     modules = list(layout.self_attention) + list(layout.class_attention)
 
@@ -75,7 +81,8 @@ def image_attentions(model, x: torch.Tensor, layout: ImageLayout) -> tuple[list[
             captured.setdefault(index, []).append(output[0].float().cpu().numpy())
         return hook
 
-    with unfused_timm_attention(model), forward_hooks((m.attn_drop, keep(i)) for i, m in enumerate(modules)):
+    hooks = forward_hooks((m.attn_drop, keep(i)) for i, m in enumerate(modules))
+    with torch.no_grad(), unfused_timm_attention(model), hooks:
         logits = model(x)["logits"]
     missing = [i for i in range(len(modules)) if i not in captured]
     if missing:

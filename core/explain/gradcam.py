@@ -11,43 +11,27 @@ the stage's output and undoes right after, so captum hooks the tap and the model
 """
 from __future__ import annotations
 
-import math
 import time
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from core.errors import BadSettingError
 from core.explain.base import Explanation, Method
 from core.explain.hygiene import explaining, forward_hooks, no_inplace
 from core.explain.inputs import encode_image, weights_notes, input_kind
 
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from core.explain.gridtap import GridTap
+
 GRADCAM_IMAGE_MODELS = ("swin_base", "coat_lite_small")  # transformers with a grid-shaped last stage
-
-
-class GridTap(nn.Module):
-    """Views a stage's output as (B, C, h, w) for captum; :meth:`restore` turns the grid back."""
-
-    def __init__(self, layout: str):
-        super().__init__()
-        self.layout = layout  # "nhwc" (Swin) or "tokens" (CoaT: class token first)
-
-    def forward(self, out: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nhwc":
-            return out.permute(0, 3, 1, 2)
-        patches = out[:, 1:]  # (B, N, C)
-        side = math.isqrt(patches.shape[1])
-        return patches.transpose(1, 2).reshape(out.shape[0], out.shape[2], side, side)
-
-    def restore(self, grid: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        if self.layout == "nhwc":
-            return grid.permute(0, 2, 3, 1)
-        return torch.cat((out[:, :1], grid.flatten(2).transpose(1, 2)), dim=1)
 
 
 def gradcam_layer(model) -> tuple[nn.Module, GridTap | None]:
     """(the module whose output Grad-CAM reads, a tap when that output is not (B, C, h, w))."""
-    from core.tasks.images.models import SequentialCNN, SwinBackbone, WholeBackbone
+    from core.explain.gridtap import GridTap
+    from core.tasks.images.nets import SequentialCNN, SwinBackbone, WholeBackbone
 
     backbone = getattr(model, "backbone", None)
     if isinstance(backbone, SequentialCNN):
@@ -67,6 +51,7 @@ def _tap_hook(tap: GridTap):
 
 def gradcam(model, x: torch.Tensor, target: int | None) -> tuple[torch.Tensor, torch.Tensor, int]:
     """((h, w) map on the layer's grid, (S, S) map at the input size, the class explained) for one image x."""
+    import torch
     from captum.attr import LayerAttribution, LayerGradCam
 
     layer, tap = gradcam_layer(model)
@@ -123,3 +108,11 @@ class GradCAM(Method):
             target_name=labels[target] if target < len(labels) else str(target),
             seconds=time.perf_counter() - started, notes=notes,
             extras={"coarse": coarse.numpy(), "coarse_shape": list(coarse.shape)})
+
+
+def __getattr__(name: str):
+    if name == "GridTap":  # moved to core.explain.gridtap (torch), still importable from here
+        from core.explain.gridtap import GridTap
+
+        return GridTap
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -11,9 +11,9 @@ choice, so that the map is comparable with plain rollout; Chefer et al. accumula
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from core.errors import BadSettingError
 from core.explain.attention_rollout import ROLLOUT_IMAGE_MODELS, image_rollout_map, upsample
@@ -22,10 +22,15 @@ from core.explain.capture import image_layout
 from core.explain.hygiene import explaining, forward_hooks, unfused_timm_attention
 from core.explain.inputs import encode_image, input_kind, weights_notes
 
+if TYPE_CHECKING:
+    import torch
+
 
 def weighted_attentions(model, x: torch.Tensor, layout, target: int | None) -> tuple[list, list, int]:
     """(self-attention blocks (H, T, T), class-attention blocks, target) with each map replaced by
     ReLU(gradient of the target logit x attention), for one image ``x`` (1, 3, S, S)."""
+    import torch
+
     modules = list(layout.self_attention) + list(layout.class_attention)
     kept: dict[int, torch.Tensor] = {}
 

@@ -17,9 +17,10 @@ attention maps), :func:`unfused_timm_attention` (timm's fused attention computes
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
-from torch import nn
+if TYPE_CHECKING:
+    from torch import nn
 
 _TRANSFORMERS_HOOK_MODULE = "transformers.utils.output_capturing"
 _HOOK_DICTS = ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")

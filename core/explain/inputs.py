@@ -9,11 +9,14 @@ model's input size, then ``model.preprocess``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from core.errors import BadInputError, BadSettingError
+
+if TYPE_CHECKING:
+    import torch
 
 _INPUT_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -32,6 +35,8 @@ class TextInput:
 
     def baseline_ids(self) -> torch.Tensor:
         """(1, T) the input with every non-special token replaced by the padding token."""
+        import torch
+
         ids = self.tensors["input_ids"]
         keep = torch.tensor(self.special, dtype=torch.bool, device=ids.device)[None]
         return torch.where(keep, ids, torch.full_like(ids, self.pad_id))
@@ -141,6 +146,8 @@ def encode_question(task_run, question: str, context: str, max_length: int | Non
 
 def encode_image(task_run, image) -> torch.Tensor:
     """(1, 3, S, S) uint8 at the model's input size, from encoded bytes or an (H, W, 3) uint8 array."""
+    import torch
+
     from core.tasks.images.data import decode_image
 
     size = task_run.model.input_size

@@ -14,15 +14,16 @@ tokens are merged into words by summing (:mod:`core.explain.tokens`), so the tot
 from __future__ import annotations
 
 import time
-from typing import Callable
-
-import torch
+from typing import TYPE_CHECKING, Callable
 
 from core.errors import BadSettingError
 from core.explain.base import Explanation, Method
 from core.explain.hygiene import explaining
 from core.explain.inputs import TextInput, encode_question, encode_tweet, weights_notes, input_kind
 from core.explain.tokens import merge_subwords
+
+if TYPE_CHECKING:
+    import torch
 
 QA_TARGETS = ("sum", "start", "end")
 QA_STEPS_PER_BATCH = 16  # a 384-token window x 16 steps bounds the memory of one IG batch
@@ -36,6 +37,7 @@ def integrated_gradients(forward: Callable, layer: torch.nn.Module, input_ids: t
     Returns ``scores`` (T,) (the attribution summed over the layer's width), ``f_x``, ``f_baseline`` and
     ``gap`` = |sum(scores) - (f_x - f_baseline)| / max(|f_x - f_baseline|, 1e-8).
     """
+    import torch
     from captum.attr import LayerIntegratedGradients
 
     if n_steps < 1:

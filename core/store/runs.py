@@ -34,15 +34,15 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from typing import TYPE_CHECKING
 
 from core.engine.rows import PredictionRow
 from core.errors import RunNotFoundError
 from core.paths import runs_dir
 from core.weights import WeightsSource
+
+if TYPE_CHECKING:  # torch and safetensors load when tensors are read or written: the first page needs neither
+    import torch
 
 STATUSES = ("queued", "running", "completed", "cancelled", "stopped", "failed", "interrupted")
 RESUMABLE = ("cancelled", "stopped", "interrupted")  # statuses a run can be resumed from
@@ -93,6 +93,8 @@ def _write_jsonl_atomic(path: Path, rows) -> None:
 
 
 def _save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
     tmp = _tmp_name(path)
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp))
@@ -106,6 +108,9 @@ def _save_tensors_atomic(path: Path, tensors: dict[str, torch.Tensor]) -> None:
 
 def _load_tensors(path: Path, what: str, run_id: str) -> dict[str, torch.Tensor]:
     """load_file with one sentence for a truncated or corrupt file (safetensors raises its own error types)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError, RuntimeError, EOFError):

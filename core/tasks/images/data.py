@@ -14,18 +14,24 @@ import functools
 import hashlib
 import io
 import os
+import secrets
 import stat
 import tarfile
+import threading
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from PIL import Image, UnidentifiedImageError
 
 from core.errors import BadInputError, BadSettingError, DataNotFoundError
 from core.paths import cache_dir, data_dir as resolve_data_dir
 from core.tasks.images import CIFAR10_CLASSES
+
+if TYPE_CHECKING:
+    import torch  # imported inside the functions that make tensors: importing this module stays torch-free
 
 CIFAR10_ARCHIVES = {"train": "cifar10_train_jpeg.tar.gz", "test": "cifar10_test_jpeg.tar.gz"}
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -83,6 +89,8 @@ def decode_image(data: bytes, size: int | None = None) -> torch.Tensor:
     >>> decode_image(open("assets/images/cat.png", "rb").read(), size=32).shape   # doctest: +SKIP
     torch.Size([3, 32, 32])
     """
+    import torch
+
     if not data:
         raise BadInputError("The image is empty.")
     if len(data) > MAX_IMAGE_BYTES:
@@ -139,18 +147,42 @@ def _archive_key(path: Path) -> str:
 
 def load_cifar10(split: str, data_dir: str | os.PathLike | None = None) -> ImageSplit:
     """CIFAR-10 ``split`` from ``<data_dir>/cifar10/*.tar.gz``, decoded once and cached as .npy in the cache dir."""
+    import torch
+
     archive = _cifar_archive(split, resolve_data_dir(data_dir))
     cached = cache_dir() / f"cifar10_{split}_{_archive_key(archive)}.npz"
-    if cached.is_file():
-        with np.load(cached, allow_pickle=False) as z:
-            images, labels, ids = z["images"], z["labels"], [str(s) for s in z["ids"]]
+    found = _read_cifar_cache(cached)
+    if found is not None:
+        images, labels, ids = found
     else:
         images, labels, ids = _decode_cifar_archive(archive)
-        tmp = cached.with_suffix(".tmp.npz")
-        np.savez(tmp, images=images, labels=labels, ids=np.array(ids))
-        os.replace(tmp, cached)
+        _write_cifar_cache(cached, images, labels, ids)
     return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels).long(), CIFAR10_CLASSES, ids,
                       f"local:{archive}")
+
+
+def _read_cifar_cache(cached: Path) -> tuple[np.ndarray, np.ndarray, list[str]] | None:
+    """The decoded split from its cache file, or None when there is none or it is unreadable (a truncated file
+    from a full disk, say: the archive is decoded again and the file replaced)."""
+    if not cached.is_file():
+        return None
+    try:
+        with open(cached, "rb") as f, np.load(f, allow_pickle=False) as z:  # our handle: closed on a bad file too
+            return z["images"], z["labels"], [str(s) for s in z["ids"]]
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+        return None
+
+
+def _write_cifar_cache(cached: Path, images: np.ndarray, labels: np.ndarray, ids: list[str]) -> None:
+    """Write the cache file under a temporary name of this writer's own and rename it into place: two processes
+    or threads decoding the same split at once (two jobs, the app and a CLI run) each write their own temporary,
+    and whichever renames last leaves the same complete file; a reader never sees a partial one."""
+    tmp = cached.with_name(f".{cached.stem}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(4)}.tmp.npz")
+    try:
+        np.savez(tmp, images=images, labels=labels, ids=np.array(ids))
+        os.replace(tmp, cached)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def _decode_cifar_archive(archive: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -179,6 +211,8 @@ def load_image_folder(root: str | os.PathLike, split: str, size: int = FOLDER_IM
 
     Unreadable files are skipped and counted in ``source`` rather than failing the whole split.
     """
+    import torch
+
     base = Path(root) / split
     if not base.is_dir():
         raise DataNotFoundError(f"Image folder {base} does not exist (expected <root>/<split>/<class>/*).")
@@ -209,6 +243,8 @@ CIFAR10_HUB_ID = "uoft-cs/cifar10"
 def load_cifar10_hub(split: str) -> ImageSplit:
     """CIFAR-10 from the Hugging Face Hub (uoft-cs/cifar10) through ``datasets``: internet, or (HF_HUB_OFFLINE=1)
     the prepared copy a previous online load left in the datasets cache."""
+    import torch
+
     try:
         import datasets
 
@@ -248,9 +284,12 @@ def load_images(split: str, data_dir: str | os.PathLike | None = None) -> ImageS
 def balanced_subset(labels: torch.Tensor, limit: int | None, seed: int = 0) -> torch.Tensor:
     """Indices of at most ``limit`` examples, as equal per class as possible, in a seeded order.
 
+    >>> import torch
     >>> balanced_subset(torch.tensor([0, 0, 0, 1, 1, 1]), 4).tolist().__len__()
     4
     """
+    import torch
+
     n = len(labels)
     if limit is None or limit >= n:
         return torch.arange(n)
@@ -273,6 +312,8 @@ def balanced_subset(labels: torch.Tensor, limit: int | None, seed: int = 0) -> t
 
 def split_train_val(labels: torch.Tensor, val_fraction: float, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """Class-stratified (train_idx, val_idx) of a training split."""
+    import torch
+
     if not 0 <= val_fraction < 1:
         raise BadSettingError("The validation fraction must be at least 0 and below 1.")
     n_val = int(round(len(labels) * val_fraction))
@@ -293,6 +334,8 @@ def statistics(split: ImageSplit) -> dict:
     >>> statistics(load_images("test"))["per_class"]["cat"]   # doctest: +SKIP
     1000
     """
+    import torch
+
     counts = torch.bincount(split.labels, minlength=len(split.classes)).tolist() if len(split) else [0] * len(
         split.classes)
     return {"n": len(split), "per_class": dict(zip(split.classes, counts)),

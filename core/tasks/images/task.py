@@ -48,7 +48,7 @@ class ImageTask(TaskRun):
             raise BadSettingError("Load the data (or give the label names) before building an image model.")
         self.labels = list(labels)
         request = self._build_request(len(self.labels))
-        from core.tasks.images.models import set_normalization
+        from core.tasks.images.nets import set_normalization
 
         return self._finish_model(set_normalization(self.spec.build(self.spec, request), self.cfg.normalize))
 

@@ -65,3 +65,53 @@ def test_image_folder_skips_unreadable_files(tmp_path):
     assert "2 unreadable files skipped" in split.source
     with pytest.raises(DataNotFoundError):
         load_image_folder(tmp_path, "test")
+
+
+def test_cifar_cache_writers_never_share_a_temporary_and_a_corrupt_cache_is_rebuilt(tmp_path, monkeypatch):
+    """Two loads of the same split at once (two jobs) both decode, each writes its own temporary, and both get the
+    whole split; a truncated cache file is decoded again and replaced, not an error."""
+    import threading
+
+    import numpy as np
+
+    from core.tasks.images import data
+
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    (tmp_path / "data" / "cifar10" / data.CIFAR10_ARCHIVES["test"]).write_bytes(b"stand-in archive")
+    monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    both_decoding = threading.Barrier(2, timeout=30)
+    decoded = []
+
+    def decode(archive):
+        decoded.append(archive)
+        if len(decoded) <= 2:
+            both_decoding.wait()  # the two loads overlap: neither has written the cache yet
+        rng = np.random.default_rng(0)
+        return rng.integers(0, 255, (6, 32, 32, 3), dtype=np.uint8), np.arange(6) % 3, [f"img{i}" for i in range(6)]
+
+    monkeypatch.setattr(data, "_decode_cifar_archive", decode)
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(data.load_cifar10("test", tmp_path / "data"))
+        except Exception as err:  # noqa: BLE001 - reported below
+            errors.append(err)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors and len(results) == 2 and len(decoded) == 2
+    for split in results:
+        assert split.images.shape == (6, 32, 32, 3) and split.ids == [f"img{i}" for i in range(6)]
+    files = list((tmp_path / "cache").iterdir())
+    assert len(files) == 1 and files[0].suffix == ".npz"  # one cache file, no temporary left behind
+    assert data.load_cifar10("test", tmp_path / "data").ids == results[0].ids and len(decoded) == 2  # read, not decoded
+
+    files[0].write_bytes(files[0].read_bytes()[:100])  # truncated
+    again = data.load_cifar10("test", tmp_path / "data")
+    assert len(decoded) == 3 and torch.equal(again.images, results[0].images)
+    assert data.load_cifar10("test", tmp_path / "data").ids == again.ids and len(decoded) == 3  # the file was replaced
