@@ -2,7 +2,9 @@
 
 At start, every run whose training process died (a restart of the app or of the Space, a crash) is put back on
 the shared queue and continues from its checkpoint (core.store.jobs.resume_interrupted);
-``TRANSFER_LAB_AUTO_RESUME=0`` turns that off.
+``TRANSFER_LAB_AUTO_RESUME=0`` turns that off. Once the app serves, the default model of each prediction tab is
+loaded in the background (demo/warmup.py), so the first question of a class does not wait for it;
+``TRANSFER_LAB_WARMUP=0`` turns that off.
 """
 import logging
 import os
@@ -29,6 +31,12 @@ def resume_on_start() -> list:
 
 
 if __name__ == "__main__":
+    from demo import warmup
+
+    warmup.enabled()  # a bad TRANSFER_LAB_WARMUP stops the start with its one sentence, before the server runs
     resume_on_start()
-    demo.queue().launch(**launch_kwargs(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+    demo.queue().launch(prevent_thread_lock=True,
+                        **launch_kwargs(server_name=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
                                         server_port=int(os.environ.get("GRADIO_SERVER_PORT", "7860"))))
+    warmup.start()  # after the server is up: the first page is never slowed by the models' loading
+    demo.block_thread()

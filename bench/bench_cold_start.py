@@ -1,6 +1,7 @@
 """Cold start of the app: seconds from ``python app.py`` to the first page and to each tab's first answer.
 
     .venv/bin/python bench/bench_cold_start.py [--timeout 600] [--importtime-top 15] [--skip-importtime]
+                                               [--no-warmup] [--ask-after SECONDS]
 
 Starts ``python app.py`` in a subprocess on a free port (a throw-away run store, ``TRANSFER_LAB_AUTO_RESUME=0``,
 offline), polls ``GET /`` until it answers 200 (the first page), then asks each tab once through
@@ -8,7 +9,11 @@ offline), polls ``GET /`` until it answers 200 (the first page), then asks each 
 passage and question of assets/qa_examples.json, ``model:e5_small``), tweets (``/tweet_classify``, the first
 tweet of assets/tweet_examples.json, ``model:minilm``) and images (``/image_classify``, a 32x32 PNG written here,
 ``model:efficientnet_lite0``). Each first answer includes that model's first load (weights, tokenizer); the
-second answer of the same request is timed too, so the load's share is visible.
+second answer of the same request is timed too, so the load's share is visible. The app's launch warm-up
+(demo/warmup.py: each tab's default model loaded in the background once the server is up) is on, as users get it;
+``--no-warmup`` sets ``TRANSFER_LAB_WARMUP=0``, so each first answer pays its whole load. ``--ask-after S`` waits
+S seconds after the first page before the first question (a teacher who opens the page, then types), which is
+where the warm-up shows.
 
 Then ``python -X importtime -c "import demo"`` (a fresh process) gives the modules whose import costs the most
 (cumulative microseconds, top ``--importtime-top``), and one more fresh process splits the first page in two:
@@ -137,6 +142,8 @@ def main() -> None:
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--importtime-top", type=int, default=15)
     p.add_argument("--skip-importtime", action="store_true")
+    p.add_argument("--ask-after", type=float, default=0.0, help="seconds between the first page and the first question")
+    p.add_argument("--no-warmup", action="store_true", help="TRANSFER_LAB_WARMUP=0: every first answer pays its load")
     args = p.parse_args()
     from gradio_client import Client
 
@@ -146,7 +153,8 @@ def main() -> None:
         port = free_port()
         env = {**os.environ, "GRADIO_SERVER_PORT": str(port), "TRANSFER_LAB_AUTO_RESUME": "0",
                "TRANSFER_LAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFER_LAB_RUNS": str(tmp / "runs"),
-               "GRADIO_ANALYTICS_ENABLED": "False"}
+               "GRADIO_ANALYTICS_ENABLED": "False", "TRANSFER_LAB_WARMUP": "0" if args.no_warmup else "1"}
+        out["warmup"] = not args.no_warmup
         requests = tab_requests(tmp)
         t0 = time.perf_counter()
         proc = subprocess.Popen([PYTHON, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
@@ -156,6 +164,8 @@ def main() -> None:
             out["first_page_seconds"] = round(wait_for_page(url, proc, args.timeout), 2)
             client = Client(url, verbose=False, httpx_kwargs={"timeout": args.timeout})  # a loaded machine is slow
             out["client_connected_seconds"] = round(time.perf_counter() - t0, 2)
+            time.sleep(max(0.0, args.ask_after))
+            out["asked_after_page_seconds"] = args.ask_after
             for tab, api, inputs in requests:
                 t1 = time.perf_counter()
                 result = client.predict(*padded(client, api, inputs), api_name=api)

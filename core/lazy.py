@@ -13,6 +13,8 @@ which imports torch. ``from core.tasks.images.models import ImageClassifier`` st
 from __future__ import annotations
 
 import importlib
+import sys
+import threading
 from typing import Any, Callable
 
 
@@ -32,3 +34,24 @@ def moved_names(target: str, names: set[str] | frozenset[str], namespace: dict[s
         return sorted((set(namespace) - {"__builtins__"}) | names)
 
     return getattr_, dir_
+
+
+_transformers_lock = threading.Lock()
+
+
+def ensure_transformers() -> None:
+    """Import ``transformers`` once per process, under a lock, before any ``from transformers import ...``.
+
+    Why this exists: ``transformers/__init__.py`` replaces its own entry in ``sys.modules`` with a lazy module at
+    the end of its import. A second thread that imports it while the first is still inside that ``__init__``
+    waits for it, then gets the *old* module object, which has none of the lazy names: ``from transformers import
+    BertConfig`` fails with ImportError (seen here with the app's background model check loading a tokenizer
+    while a request built a tweet model). ``importlib.import_module`` under this lock looks the module up again
+    after the wait, so every caller finds the finished one; once it is in place the lock is not taken again.
+    """
+    module = sys.modules.get("transformers")
+    if module is not None and not getattr(getattr(module, "__spec__", None), "_initializing", False) \
+            and hasattr(module, "_class_to_module"):
+        return  # the finished lazy module
+    with _transformers_lock:
+        importlib.import_module("transformers")

@@ -1,10 +1,32 @@
-"""Default locations: the shared data folder, the run store and the cache. Each can be set by an env variable."""
+"""Default locations: the shared data folder, the run store and the cache. Each can be set by an env variable.
+:func:`env_switch` reads the app's on/off environment settings the same way everywhere."""
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+_ON, _OFF = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
+
+
+def env_switch(name: str, default: bool) -> bool:
+    """An on/off setting from the environment: 1/true/yes/on or 0/false/no/off (any case), ``default`` when unset
+    or blank; anything else is a BadSettingError naming the variable.
+
+    >>> env_switch("TRANSFER_LAB_NO_SUCH_SETTING", True)
+    True
+    """
+    from core.errors import BadSettingError
+
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in _ON:
+        return True
+    if value in _OFF:
+        return False
+    raise BadSettingError(f"{name} must be 1 or 0; got '{value}'.")
 
 
 def _given(value: str | os.PathLike | None) -> Path | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -203,6 +204,10 @@ _REGISTRY: dict[str, ModelSpec] = {}
 _TASKS: dict[str, TaskSpec] = {}
 _tasks_found = False  # every package under core/tasks imported (importing one task's module registers it alone)
 _loaded = False
+# Loading happens once, in whichever thread asks first; the others wait for it to finish (re-entrant: a task's
+# module may look the registry up while it is imported). The flags are set only once the loading is done, so no
+# thread sees a half-filled registry.
+_load_lock = threading.RLock()
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:
@@ -230,15 +235,25 @@ def _ensure_tasks() -> None:
     global _tasks_found
     if _tasks_found:
         return
-    _tasks_found = True
-    import core.tasks
+    with _load_lock:
+        if _tasks_found or _finding_tasks:
+            return
+        _finding_tasks.append(True)
+        try:
+            import core.tasks
 
-    for info in pkgutil.iter_modules(core.tasks.__path__):
-        if info.ispkg:
-            importlib.import_module(f"core.tasks.{info.name}")
-    ordered = sorted(_TASKS.values(), key=lambda s: (s.order, s.name))
-    _TASKS.clear()
-    _TASKS.update((s.name, s) for s in ordered)
+            for info in pkgutil.iter_modules(core.tasks.__path__):
+                if info.ispkg:
+                    importlib.import_module(f"core.tasks.{info.name}")
+            ordered = sorted(_TASKS.values(), key=lambda s: (s.order, s.name))
+            _TASKS.clear()
+            _TASKS.update((s.name, s) for s in ordered)
+            _tasks_found = True
+        finally:
+            _finding_tasks.clear()
+
+
+_finding_tasks: list[bool] = []  # non-empty while this process imports the task packages (a re-entrant call returns)
 
 
 def _ensure_loaded() -> None:
@@ -246,9 +261,19 @@ def _ensure_loaded() -> None:
     _ensure_tasks()
     if _loaded:
         return
-    _loaded = True
-    for task in list(_TASKS.values()):
-        importlib.import_module(task.models_module)
+    with _load_lock:
+        if _loaded or _loading:
+            return
+        _loading.append(True)
+        try:
+            for task in list(_TASKS.values()):
+                importlib.import_module(task.models_module)
+            _loaded = True
+        finally:
+            _loading.clear()
+
+
+_loading: list[bool] = []  # non-empty while the models modules are imported
 
 
 def task_names() -> tuple[str, ...]:

@@ -40,6 +40,15 @@ def runs_root(tmp_path) -> Path:
 
 
 @pytest.fixture
+def app_store(tmp_path, monkeypatch) -> Path:
+    """An empty run store that the app's own lists and caches use (``TRANSFER_LAB_RUNS``), for this test only."""
+    root = tmp_path / "runs"
+    root.mkdir()
+    monkeypatch.setenv("TRANSFER_LAB_RUNS", str(root))
+    return root
+
+
+@pytest.fixture
 def offline(monkeypatch):
     """No test may reach the network: the Hub counts as unreachable (only its local cache is looked at).
 

@@ -60,3 +60,15 @@ def test_no_task_name_is_tested_outside_the_task_folders():
             if needle in text:
                 offenders.append(f"{rel}: {needle}")
     assert offenders == []
+
+
+def test_the_first_lookups_from_several_threads_at_once_all_see_the_whole_registry():
+    """A fresh process whose first registry lookups come from six threads at once (the app's warm-up, requests,
+    the model check): every thread sees every model (before, all but the loading thread saw an empty registry and
+    answered "Unknown model")."""
+    code = ("import threading\nfrom core import registry\nout = []\n"
+            "ts = [threading.Thread(target=lambda: out.append(len(registry.list_models()))) for _ in range(6)]\n"
+            "[t.start() for t in ts]\n[t.join() for t in ts]\nprint(sorted(set(out)))\n")
+    found = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=True)
+    counts = eval(found.stdout.strip())  # noqa: S307 - our own printout of a list of ints
+    assert len(counts) == 1 and counts[0] == len(registry.list_models()) > 20

@@ -4,7 +4,9 @@
 ``model:<registry name>`` (the registry's model as built here: pretrained where weights exist, else untrained).
 Run folders must lie inside the run store (``confined``, the default: the cache serves the app's clients).
 Entries are evicted least-recently-used once their parameters exceed ``max_bytes`` together; one model larger
-than the bound is still kept alone.
+than the bound is still kept alone. One model is built once however many requests ask for it at the same time:
+the first builds it, the others wait for that build (a class opening the same tab at once, or the app's warm-up
+at launch and the first request) instead of each building a copy.
 
 int8 (core/quantize.py): ``get(ref, int8=True)`` returns the text model with its linear layers quantised, cached
 under its own key (``<key>#int8``) beside the fp32 one. ``int8=None`` takes the cache's default, which
@@ -21,6 +23,7 @@ from collections import OrderedDict
 from core import registry
 from core.config import TrainConfig
 from core.errors import BadSettingError, RunNotFoundError
+from core.paths import env_switch
 from core.quantize import model_bytes, quantize_task, why_not
 from core.store.runs import open_run
 
@@ -42,12 +45,7 @@ def _build_device() -> str:
 def int8_from_env() -> bool:
     """``TRANSFER_LAB_INT8``: 1/true/yes/on turns int8 prediction on by default, 0/false/no/off or unset leaves
     it off; anything else is a BadSettingError."""
-    value = os.environ.get("TRANSFER_LAB_INT8", "").strip().lower()
-    if value in ("", "0", "false", "no", "off"):
-        return False
-    if value in ("1", "true", "yes", "on"):
-        return True
-    raise BadSettingError(f"TRANSFER_LAB_INT8 must be 1 or 0; got '{value}'.")
+    return env_switch("TRANSFER_LAB_INT8", False)
 
 
 class PredictorCache:
@@ -58,6 +56,7 @@ class PredictorCache:
         self.confined = confined
         self.int8 = int8_from_env() if int8 is None else bool(int8)  # the default for get(ref) (text models only)
         self._items: OrderedDict[str, tuple[object, int]] = OrderedDict()
+        self._building: dict[str, threading.Event] = {}  # key -> set when its build ends (loaded or failed)
         self._lock = threading.Lock()
 
     def _resolve(self, ref: str):
@@ -110,19 +109,29 @@ class PredictorCache:
         """The loaded TaskRun for ``ref``; ``int8``: True quantises (text models on the CPU), False never, None
         the cache's default."""
         key = self._key(ref, int8)
-        with self._lock:
-            if key in self._items:
+        while True:
+            with self._lock:
+                if key in self._items:
+                    self._items.move_to_end(key)
+                    return self._items[key][0]
+                building = self._building.get(key)
+                if building is None:
+                    self._building[key] = threading.Event()
+                    break
+            building.wait()  # another request builds it: take its model (or, if that build failed, try ourselves)
+        try:
+            task = self._build(ref)  # outside the lock: building can take seconds
+            if key.endswith(INT8_SUFFIX):
+                quantize_task(task)  # BadSettingError when the model sits on a GPU
+            size = _model_bytes(task)
+            with self._lock:
+                self._items[key] = (task, size)
                 self._items.move_to_end(key)
-                return self._items[key][0]
-        task = self._build(ref)  # outside the lock: building can take seconds
-        if key.endswith(INT8_SUFFIX):
-            quantize_task(task)  # BadSettingError when the model sits on a GPU
-        size = _model_bytes(task)
-        with self._lock:
-            self._items[key] = (task, size)
-            self._items.move_to_end(key)
-            while len(self._items) > 1 and sum(s for _, s in self._items.values()) > self.max_bytes:
-                self._items.popitem(last=False)
+                while len(self._items) > 1 and sum(s for _, s in self._items.values()) > self.max_bytes:
+                    self._items.popitem(last=False)
+        finally:
+            with self._lock:
+                self._building.pop(key).set()
         return task
 
     def keys(self) -> list[str]:

@@ -44,6 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadInputError, BadSettingError, TransferLabError
+from core.lazy import ensure_transformers
 
 # config.hidden_act -> the function. BERT's "gelu" is the exact one, x * Phi(x) with the normal CDF (erf); the
 # "_new"/"_pytorch_tanh" variants are its tanh approximation.
@@ -341,6 +342,7 @@ def bert_parameter_names(num_layers: int, pooler: bool = True) -> dict[str, str]
 def _bert_body(model):
     """The BertModel inside ``model`` (itself, or the ``.bert`` of a BertFor... head model); BadSettingError else."""
     try:
+        ensure_transformers()  # core/lazy.py: a thread-safe first import
         from transformers import PreTrainedModel
     except ImportError:  # pragma: no cover - transformers is a dependency
         raise BadSettingError("Loading BERT weights needs the transformers package.") from None
@@ -511,6 +513,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "with transformers' BertModel, layer by layer.")
     parser.add_argument("sentence", nargs="*", help="the text to encode (several words may be given unquoted)")
     args = parser.parse_args(argv)
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the weight-loading bar would bury the short report

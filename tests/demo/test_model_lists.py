@@ -18,13 +18,6 @@ from demo.state import best_run, model_choices, unrunnable_models  # noqa: E402
 pytestmark = pytest.mark.usefixtures("offline")
 
 
-@pytest.fixture
-def store(tmp_path, monkeypatch):
-    root = tmp_path / "runs"
-    root.mkdir()
-    monkeypatch.setenv("TRANSFER_LAB_RUNS", str(root))
-    return root
-
 
 def _copy_run(source, root, name: str, accuracy: float | None = None):
     target = root / name
@@ -47,15 +40,15 @@ def _load_dependency(app, api_name: str) -> dict:
     return dep
 
 
-def test_a_run_finished_after_the_app_was_built_is_listed_on_load_and_is_the_default(store, tiny_image_run):
+def test_a_run_finished_after_the_app_was_built_is_listed_on_load_and_is_the_default(app_store, tiny_image_run):
     app, lists = _build_images_tab()
-    assert all(not ref.startswith(str(store)) for _, ref in lists.pickers[0].choices)  # nothing trained yet
+    assert all(not ref.startswith(str(app_store)) for _, ref in lists.pickers[0].choices)  # nothing trained yet
     assert lists.pickers[0].value == "model:efficientnet_lite0"  # real weights, untrained head
     # the lists follow the store on page load: an event with no trigger but the load
     dep = _load_dependency(app, "images_follow_models")
     assert [t[1] for t in dep["targets"]] == ["load"] and dep["inputs"] == []
 
-    run = _copy_run(tiny_image_run, store, "20991231-000000-mlp-scratch-aaaa")  # finished after the build
+    run = _copy_run(tiny_image_run, app_store, "20991231-000000-mlp-scratch-aaaa")  # finished after the build
     on_load = app.fns[dep["id"]].fn  # what the page load runs
     shown, first, second, third, note = on_load()
     assert str(run) in [ref for _, ref in first["choices"]]
@@ -66,9 +59,9 @@ def test_a_run_finished_after_the_app_was_built_is_listed_on_load_and_is_the_def
     assert all(isinstance(u, type(gr.skip())) for u in follow_store("images", shown, first["value"], None, None))
 
 
-def test_the_default_is_the_best_run_by_the_headline_metric_and_a_deleted_run_goes(store, tiny_image_run):
-    worse = _copy_run(tiny_image_run, store, "20991231-000002-mlp-scratch-newer", accuracy=0.20)
-    better = _copy_run(tiny_image_run, store, "20991231-000001-mlp-scratch-older", accuracy=0.90)
+def test_the_default_is_the_best_run_by_the_headline_metric_and_a_deleted_run_goes(app_store, tiny_image_run):
+    worse = _copy_run(tiny_image_run, app_store, "20991231-000002-mlp-scratch-newer", accuracy=0.20)
+    better = _copy_run(tiny_image_run, app_store, "20991231-000001-mlp-scratch-older", accuracy=0.90)
     assert best_run("images")["path"] == str(better)
     shown, first, *_, note = follow_store("images", None, None, None, None)
     refs = [ref for _, ref in first["choices"]]
@@ -84,11 +77,11 @@ def test_the_default_is_the_best_run_by_the_headline_metric_and_a_deleted_run_go
     assert "only completed run" in note2
 
 
-def test_a_user_pick_is_kept_when_the_store_changes(store, tiny_image_run):
-    _copy_run(tiny_image_run, store, "20991231-000001-mlp-scratch-aaaa", accuracy=0.5)
+def test_a_user_pick_is_kept_when_the_store_changes(app_store, tiny_image_run):
+    _copy_run(tiny_image_run, app_store, "20991231-000001-mlp-scratch-aaaa", accuracy=0.5)
     shown, first, *_ = follow_store("images", None, None, None, None)
     # the user picks a registry model; a better run finishes: Model 1 stays the user's pick
-    _copy_run(tiny_image_run, store, "20991231-000002-mlp-scratch-bbbb", accuracy=0.9)
+    _copy_run(tiny_image_run, app_store, "20991231-000002-mlp-scratch-bbbb", accuracy=0.9)
     _, first2, *_ = follow_store("images", shown, "model:mlp", None, None)
     assert first2["value"] == "model:mlp"
     # had the user kept the default, Model 1 would move to the new best run

@@ -67,6 +67,54 @@ def test_predictor_cache_reuses_and_evicts(data_dir, runs_root):
         cache.get(run_dir)
 
 
+def test_predictor_cache_builds_a_model_once_for_requests_at_the_same_time(monkeypatch):
+    """Four requests for the same cold model at once (a class opening a tab, or the launch warm-up and the first
+    request): one build, every request gets that model; a failed build is not cached and the next request tries
+    again (and gets the error itself)."""
+    import threading
+    import time
+
+    from core.store import predictors
+
+    builds = []
+    fail = {"now": False}
+
+    def build(self, ref):
+        builds.append(ref)
+        time.sleep(0.3)  # a slow load: the other requests arrive while it runs
+        if fail["now"]:
+            raise RuntimeError("weights file truncated")
+        return object()
+
+    monkeypatch.setattr(predictors.PredictorCache, "_build", build)
+    monkeypatch.setattr(predictors, "_model_bytes", lambda task: 10)
+    cache = PredictorCache(max_bytes=10**9)
+    got, errors = [], []
+
+    def ask(ref):
+        try:
+            got.append(cache.get(ref, int8=False))
+        except Exception as err:  # noqa: BLE001 - asserted below
+            errors.append(err)
+
+    threads = [threading.Thread(target=ask, args=("model:mlp",)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert builds == ["model:mlp"] and len(got) == 4 and all(m is got[0] for m in got) and not errors
+
+    fail["now"] = True
+    threads = [threading.Thread(target=ask, args=("model:vgg19",)) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert builds.count("model:vgg19") == 2 and len(errors) == 2 and "model:vgg19" not in " ".join(cache.keys())
+    fail["now"] = False
+    assert cache.get("model:vgg19", int8=False) is not None and builds.count("model:vgg19") == 3
+
+
 class _FakeSpaces:
     """Stands in for Hugging Face's ``spaces`` package: records each GPU call's requested duration."""
 

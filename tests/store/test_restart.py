@@ -126,7 +126,8 @@ def test_the_next_app_start_resumes_a_killed_training_to_completion(data_dir, ru
     from its checkpoint and finishes it, with nobody pressing anything."""
     killed = _killed_training(data_dir, runs_root)
     env = {**os.environ, "TRANSFER_LAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFER_LAB_RUNS": str(runs_root),
-           "GRADIO_SERVER_PORT": str(free_port()), "GRADIO_ANALYTICS_ENABLED": "False"}
+           "GRADIO_SERVER_PORT": str(free_port()), "GRADIO_ANALYTICS_ENABLED": "False",
+           "TRANSFER_LAB_WARMUP": "0"}  # the tabs' models need not load beside the resumed training here
     env.pop("TRANSFER_LAB_AUTO_RESUME", None)
     app = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)

@@ -174,12 +174,16 @@ def _read_cifar_cache(cached: Path) -> tuple[np.ndarray, np.ndarray, list[str]] 
 
 
 def _write_cifar_cache(cached: Path, images: np.ndarray, labels: np.ndarray, ids: list[str]) -> None:
-    """Write the cache file under a temporary name of this writer's own and rename it into place: two processes
+    _write_npz_atomic(cached, images=images, labels=labels, ids=np.array(ids))
+
+
+def _write_npz_atomic(cached: Path, **arrays: np.ndarray) -> None:
+    """Write a cache file under a temporary name of this writer's own and rename it into place: two processes
     or threads decoding the same split at once (two jobs, the app and a CLI run) each write their own temporary,
     and whichever renames last leaves the same complete file; a reader never sees a partial one."""
     tmp = cached.with_name(f".{cached.stem}.{os.getpid()}.{threading.get_ident()}.{secrets.token_hex(4)}.tmp.npz")
     try:
-        np.savez(tmp, images=images, labels=labels, ids=np.array(ids))
+        np.savez(tmp, **arrays)
         os.replace(tmp, cached)
     finally:
         tmp.unlink(missing_ok=True)
@@ -373,16 +377,44 @@ def test_images(ids, data_dir: str | os.PathLike | None = None) -> list[np.ndarr
 def first_test_image_per_class(data_dir: str | os.PathLike | None = None,
                                classes: tuple[str, ...] | None = None) -> list[tuple[str, np.ndarray]]:
     """(class, (H, W, 3) uint8 image) for the first test image of each class (all classes by default), from the
-    local data folder only (never a download): the app's example images."""
-    split, _ = _test_split_index(str(resolve_data_dir(data_dir)))
-    out = []
-    for name in classes or split.classes:
-        if name not in split.classes:
-            continue
-        hits = (split.labels == split.classes.index(name)).nonzero()
+    local data folder only (never a download): the app's example images.
+
+    For the CIFAR-10 archives the ten images are kept in a small cache file of their own (30 KB, keyed like the
+    split's cache): the app's first page then reads that file instead of the whole decoded test split (30 MB)
+    and never imports torch for its gallery."""
+    root = resolve_data_dir(data_dir)
+    firsts = _cifar_firsts(root) if (root / "cifar10").is_dir() else None
+    if firsts is None:
+        split, _ = _test_split_index(str(root))
+        firsts = _firsts_of(split.classes, split.labels.numpy(), split.images.numpy())
+    return [(name, firsts[name]) for name in classes or tuple(firsts) if name in firsts]
+
+
+def _firsts_of(classes: tuple[str, ...], labels: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
+    """{class: its first image (H, W, 3)} in class order, for the classes that have an image."""
+    out = {}
+    for c, name in enumerate(classes):
+        hits = np.flatnonzero(labels == c)
         if len(hits):
-            out.append((name, split.images[int(hits[0])].permute(1, 2, 0).numpy()))
+            out[name] = np.ascontiguousarray(images[int(hits[0])].transpose(1, 2, 0))
     return out
+
+
+def _cifar_firsts(root: Path) -> dict[str, np.ndarray]:
+    archive = _cifar_archive("test", root)
+    cached = cache_dir() / f"cifar10_test_firsts_{_archive_key(archive)}.npz"
+    if cached.is_file():
+        try:
+            with open(cached, "rb") as f, np.load(f, allow_pickle=False) as z:
+                names, images = [str(n) for n in z["classes"]], z["images"]
+            if len(names) == len(images) and set(names) <= set(CIFAR10_CLASSES):
+                return dict(zip(names, images))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+            pass  # unreadable (a truncated file): made again below
+    split, _ = _test_split_index(str(root))
+    firsts = _firsts_of(split.classes, split.labels.numpy(), split.images.numpy())
+    _write_npz_atomic(cached, classes=np.array(list(firsts)), images=np.stack(list(firsts.values())))
+    return firsts
 
 
 def hub_dataset() -> dict:

