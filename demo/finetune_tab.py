@@ -6,10 +6,11 @@ trains and every browser session sees its own job's place in the one queue. Hand
 functions that translate between widgets and core/; a user's mistake comes back as one sentence.
 
 The browser also remembers which run its job trains (the run memory, ``{"job": id, "run": run id}``), written by
-the poll once the run's folder exists. Jobs live in the server's memory only, so after a restart the job id is
-unknown; the poll then looks for the run instead: a job of this server working on it (``resume_interrupted``
-resubmits interrupted runs as new jobs) is followed, else the run's stored status is said in one sentence and
-Resume continues that run.
+the poll once the run's folder exists. A job that was still waiting when the server stopped (no run folder yet)
+is queued again under the same id at the next start (``JobQueue.restore_queued``), so the browser simply goes on
+polling it. A job that had a run is not: after a restart its id is unknown and the poll looks for the run instead:
+a job of this server working on it (``resume_interrupted`` resubmits interrupted runs as new jobs) is followed, else
+the run's stored status is said in one sentence and Resume continues that run.
 """
 from __future__ import annotations
 

@@ -10,6 +10,12 @@ without training (``submit_evaluation``, core.starter); a ``group`` tag ("starte
 one request together. :func:`resume_interrupted` puts every run whose training process died (a restart, a crash)
 back on the queue, so a Space that restarts continues its fine-tunes.
 
+Jobs still waiting survive a restart too: each job is written, when it is queued, to ``<run store>/.queue/<job
+id>.json`` (its settings or the run it resumes, its group and submission time; atomically), and the file goes as
+soon as the job has a run folder of its own (from then on the run is what a restart resumes) or ends. On start,
+:meth:`JobQueue.restore_queued` puts every such job back, under its old id (a browser that was following it goes
+on polling the same id) and in its old order, after the interrupted runs.
+
 On Hugging Face ZeroGPU (``spaces`` importable and a GPU granted per call) each call is limited in time, so a
 job runs in slices of ``slice_minutes``: each slice is a ``spaces.GPU`` call of ``train(..., max_minutes)``, and
 a slice that stops on the budget is resumed from its checkpoint by the next one.
@@ -40,9 +46,11 @@ from dataclasses import dataclass, field
 
 from core.config import TrainConfig
 from core.errors import BadSettingError, CancelledError, TransferLabError
+from core.paths import runs_dir
 
 FINAL = ("completed", "cancelled", "failed", "stopped", "interrupted")
 WORKERS_ENV = "TRANSFER_LAB_JOB_WORKERS"
+QUEUE_FOLDER = ".queue"  # under the run store: one JSON file per job that has no run folder yet
 log = logging.getLogger(__name__)
 
 
@@ -137,14 +145,17 @@ class JobQueue:
     its own device, and jobs start in the order they were submitted.
 
     ``workers``: how many (default: ``$TRANSFER_LAB_JOB_WORKERS``, else one per GPU; see :func:`worker_count`).
+    ``persist``: keep each job that has no run folder yet in the run store's ``.queue/`` (see the module's text).
 
     >>> JobQueue(workers=2).workers                                                    # doctest: +SKIP
     2
     """
 
     def __init__(self, runs_root: str | None = None, slice_minutes: float | None = None,
-                 workers: int | None = None):
+                 workers: int | None = None, persist: bool = True):
         self.runs_root = runs_root
+        self.persist = persist  # write waiting jobs to <run store>/.queue/ so that a restart can restore them
+        self._files: dict[str, object] = {}  # job id -> its file in .queue/ (the store as it was when queued)
         self.slice_minutes = slice_minutes  # ZeroGPU: longest single GPU call; None = no slicing
         # ZeroGPU grants each call a GPU of its own (_zerogpu_call): what this process sees is not the queue's to pin
         self.gpus = 0 if _on_zerogpu() else visible_gpus()
@@ -185,8 +196,94 @@ class JobQueue:
         with self._queued:
             self._jobs[job.id] = job
             self._order.append(job.id)
+            self._remember(job)  # before a worker can take it: its file is written before it could be removed
             self._queued.notify()  # one job: one idle worker is enough
         return job
+
+    # -- jobs that survive a restart ----------------------------------------------------------------------------
+    def _queue_file(self, job_id: str):
+        return runs_dir(self.runs_root) / QUEUE_FOLDER / f"{job_id}.json"
+
+    def _remember(self, job: Job) -> None:
+        if not self.persist:
+            return
+        from core.store.runs import _write_json_atomic
+
+        entry = {"id": job.id, "kind": job.kind, "config": job.cfg.to_json() if job.cfg is not None else None,
+                 "resume": job.resume, "group": job.group, "submitted": job.submitted}
+        try:
+            path = self._queue_file(job.id)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_json_atomic(path, entry)
+            self._files[job.id] = path
+        except OSError as err:  # a full or read-only disk: the job still runs, it just would not survive a restart
+            log.warning("job %s is not saved for a restart: %s", job.id, err)
+
+    def _forget(self, job: Job) -> None:
+        path = self._files.pop(job.id, None)
+        if path is not None:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as err:
+                log.warning("job %s: its queue file could not be removed: %s", job.id, err)
+
+    def restore_queued(self) -> list[Job]:
+        """Put back the jobs that were waiting (or had not made a run folder yet) when the previous server
+        stopped, under their old ids and in their old order; a job already on this queue is not added twice, a
+        resume of a run that is gone or already queued is dropped, and an unreadable entry is logged and removed.
+        Returns the jobs queued."""
+        import json
+
+        folder = runs_dir(self.runs_root) / QUEUE_FOLDER
+        if not folder.is_dir():
+            return []
+        entries = []
+        for path in folder.glob("*.json"):
+            try:
+                entry = json.loads(path.read_text(encoding="utf-8"))
+                job = self._job_from_entry(entry)
+            except (OSError, ValueError, TypeError, KeyError, AttributeError, TransferLabError) as err:
+                log.warning("queued job %s cannot be restored (%s); dropped", path.stem, err)
+                path.unlink(missing_ok=True)
+                continue
+            if job is None:
+                path.unlink(missing_ok=True)
+                continue
+            entries.append((job, path))
+        restored = []
+        with self._lock:
+            known = set(self._jobs)
+            active = {j.resume for j in self._jobs.values() if j.status in ("queued", "running") and j.resume}
+        for job, path in sorted(entries, key=lambda e: e[0].submitted):
+            if job.id in known:
+                continue  # this queue has it already (its file is its own)
+            if job.resume is not None and job.resume in active:
+                path.unlink(missing_ok=True)  # the run is on the queue already (resume_interrupted found it)
+                continue
+            log.info("restoring queued job %s", job.id)
+            restored.append(self._enqueue(job))
+        return restored
+
+    def _job_from_entry(self, entry: dict) -> Job | None:
+        """The Job an entry of ``.queue/`` describes (None when there is nothing left to do: its run is gone, or
+        the run it resumes has completed); bad settings raise their one sentence."""
+        job_id, kind = entry["id"], entry.get("kind", "train")
+        if not (isinstance(job_id, str) and job_id.isalnum() and len(job_id) <= 32) or kind not in ("train", "evaluate"):
+            raise ValueError("not a job entry")
+        submitted = float(entry.get("submitted") or time.time())
+        group = entry.get("group") if isinstance(entry.get("group"), str) else None
+        if entry.get("resume"):
+            from core.store.runs import open_run
+
+            try:
+                run = open_run(entry["resume"], self.runs_root, confined=True)
+            except TransferLabError:
+                return None  # deleted since (or outside this store): nothing to resume
+            if run.read_status().get("status") == "completed":
+                return None
+            return Job(id=job_id, cfg=None, resume=str(run.path), kind=kind, group=group, submitted=submitted)
+        cfg = TrainConfig.from_json(entry["config"]).validate()
+        return Job(id=job_id, cfg=cfg, kind=kind, group=group, submitted=submitted)
 
     def _job(self, job_id) -> Job:
         """The job with this id (call with the lock held); one sentence for an unknown id or one that is not a
@@ -229,6 +326,7 @@ class JobQueue:
             job.cancel.set()
             if job.status == "queued":
                 job.status, job.message, job.finished = "cancelled", "Cancelled before it started.", time.time()
+                self._forget(job)
             elif job.status == "running":
                 job.message = "Cancelling: the job stops at its next batch and keeps its checkpoint."
 
@@ -246,8 +344,11 @@ class JobQueue:
     # -- the worker -----------------------------------------------------------------------------------------
     def _update(self, job: Job, **changes) -> None:
         with self._lock:
+            had_run = job.run_dir is not None
             for k, v in changes.items():
                 setattr(job, k, v)
+            if job.run_dir is not None and not had_run:
+                self._forget(job)  # the run folder is what a restart resumes from now on
 
     def _next_job(self, worker: int) -> Job:
         """Block until a job is queued, then mark the oldest queued one as running on this (idle) worker: jobs
@@ -287,6 +388,7 @@ class JobQueue:
                                                            "server log and the last checkpoint is kept.")
             finally:
                 self._update(job, finished=time.time())
+                self._forget(job)
 
     def _run(self, job: Job) -> None:
         from core.engine.fit import train

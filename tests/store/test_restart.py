@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 from core.config import TrainConfig
@@ -110,6 +112,12 @@ def test_resume_interrupted_puts_the_killed_runs_back_on_the_queue_and_leaves_th
     assert resume_interrupted(str(runs_root), queue) == []
 
 
+def _completed_others(runs_root, killed) -> list:
+    from core.store.runs import list_runs
+
+    return [r for r in list_runs(str(runs_root)) if r["status"] == "completed" and r["path"] != str(killed)]
+
+
 def test_auto_resume_can_be_turned_off(monkeypatch):
     from core.store.jobs import auto_resume_enabled
 
@@ -121,10 +129,65 @@ def test_auto_resume_can_be_turned_off(monkeypatch):
     assert auto_resume_enabled()
 
 
+def _tiny(data_dir, **kw) -> TrainConfig:
+    return TrainConfig(**{**dict(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=40,
+                                 eval_limit=8, batch_size=8, device="cpu", data_dir=str(data_dir)), **kw})
+
+
+def _stopped_server(data_dir, runs_root):
+    """A queue standing for a server that stops now: its worker is stuck in its first job (which has no run
+    folder yet) and a second job waits behind it; a third was cancelled while it waited. Returns (queue, the two
+    live jobs, the event that lets the stuck worker go)."""
+    from core.store.jobs import JobQueue
+
+    release = threading.Event()
+    old = JobQueue(runs_root=str(runs_root))
+    old._run = lambda job: release.wait(600)  # the worker "trains" until released, making no run folder
+    first = old.submit(_tiny(data_dir))
+    _wait_for(lambda: old.snapshot(first.id)["status"] == "running")
+    second = old.submit(_tiny(data_dir, seed=1))
+    old.cancel(old.submit(_tiny(data_dir, seed=2)).id)
+    return old, [first, second], release
+
+
+def _let_go(old, jobs, release) -> None:
+    """End the stand-in server without it running anything more."""
+    for job in reversed(jobs):
+        old.cancel(job.id)
+    release.set()
+
+
+def test_jobs_still_waiting_at_a_restart_are_queued_again_under_their_old_ids(data_dir, runs_root):
+    from core.store.jobs import QUEUE_FOLDER, JobQueue
+
+    old, (first, second), release = _stopped_server(data_dir, runs_root)
+    try:
+        folder = runs_root / QUEUE_FOLDER
+        assert sorted(p.stem for p in folder.iterdir()) == sorted([first.id, second.id])  # not the cancelled one
+        (folder / "garbled.json").write_text("{")
+        gone = create_run("mlp", "scratch", runs_root)
+        (folder / "resumegone.json").write_text(json.dumps({"id": "resumegone", "resume": str(gone.path)}))
+        shutil.rmtree(gone.path)  # the run it would resume was deleted since
+
+        new = JobQueue(runs_root=str(runs_root))  # the next server, on the same run store
+        restored = new.restore_queued()
+        assert [j.id for j in restored] == [first.id, second.id]  # their old ids, in their old order
+        assert new.restore_queued() == []  # not twice
+        assert sorted(p.name for p in folder.iterdir()) == sorted([f"{first.id}.json", f"{second.id}.json"])
+        for job in restored:
+            snap = new.wait(job.id, timeout=300)
+            assert snap["status"] == "completed" and open_run(snap["run_dir"]).read_status()["status"] == "completed"
+        assert list(folder.iterdir()) == []  # each file went once its job had a run folder
+    finally:
+        _let_go(old, [first, second], release)
+
+
 def test_the_next_app_start_resumes_a_killed_training_to_completion(data_dir, runs_root, free_port):
     """Kill the training process, then start the app (`python app.py`) on the same run store: it resumes the run
-    from its checkpoint and finishes it, with nobody pressing anything."""
+    from its checkpoint and finishes it, and runs the jobs that were still waiting, with nobody pressing
+    anything."""
     killed = _killed_training(data_dir, runs_root)
+    old, waiting, release = _stopped_server(data_dir, runs_root)
     env = {**os.environ, "TRANSFER_LAB_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFER_LAB_RUNS": str(runs_root),
            "GRADIO_SERVER_PORT": str(free_port()), "GRADIO_ANALYTICS_ENABLED": "False",
            "TRANSFER_LAB_WARMUP": "0"}  # the tabs' models need not load beside the resumed training here
@@ -132,10 +195,13 @@ def test_the_next_app_start_resumes_a_killed_training_to_completion(data_dir, ru
     app = subprocess.Popen([sys.executable, "app.py"], cwd=REPO_ROOT, env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: open_run(killed).read_raw_status()["status"] in ("completed", "failed")
-                  or app.poll() is not None, timeout=900)
+        _wait_for(lambda: (open_run(killed).read_raw_status()["status"] in ("completed", "failed")
+                           and len(_completed_others(runs_root, killed)) >= len(waiting)) or app.poll() is not None,
+                  timeout=900)
         assert app.poll() is None, app.stderr.read()[-3000:]
+        assert len(_completed_others(runs_root, killed)) == len(waiting)  # the waiting jobs ran, once each
     finally:
+        _let_go(old, waiting, release)
         app.terminate()
         try:
             app.wait(timeout=30)
