@@ -308,6 +308,8 @@ _TRAIN_HELP = {
     "batch_size": "training examples per step",
     "micro_batch": "split each step's batch into chunks of at most this many examples, one optimizer step per "
                    "batch (the same update, less memory; 0: the whole batch at once)",
+    "activation_checkpointing": "QA: recompute each encoder layer in the backward pass instead of keeping its "
+                                "activations (the same gradients, less memory, about one more forward pass)",
     "eval_batch_size": "examples per step when evaluating",
     "optimizer": "adamw decouples the weight decay; sgd uses --momentum (and --nesterov)",
     "momentum": "sgd's momentum (0 to below 1)",

@@ -68,6 +68,7 @@ class TrainConfig:
     lr: float | None = None  # None: the default for the model and strategy (see resolved_lr)
     batch_size: int = 64  # examples per optimizer step: the global batch, shared by every process when devices > 1
     micro_batch: int = 0  # split each step's batch into chunks of at most this many examples; 0: the whole batch
+    activation_checkpointing: bool = False  # recompute each encoder layer in the backward pass: less memory (QA)
     eval_batch_size: int = 64
     optimizer: str = "adam"  # adam | adamw | sgd
     momentum: float = 0.9  # sgd only
@@ -126,6 +127,9 @@ class TrainConfig:
             raise BadSettingError(f"Log every must be a whole number of steps of at least 0; got {self.log_every}.")
         if not isinstance(self.nesterov, bool):
             raise BadSettingError(f"Nesterov must be true or false; got {self.nesterov}.")
+        if not isinstance(self.activation_checkpointing, bool):
+            raise BadSettingError(f"Activation checkpointing must be true or false; got "
+                                  f"{self.activation_checkpointing}.")
         if not (isinstance(self.momentum, (int, float)) and math.isfinite(self.momentum) and 0 <= self.momentum < 1):
             raise BadSettingError(f"Momentum must be at least 0 and below 1; got {self.momentum}.")
         if self.nesterov and (self.optimizer != "sgd" or self.momentum == 0):

@@ -606,6 +606,8 @@ def _train_in(run: Run, cfg: TrainConfig, saved: dict | None, from_checkpoint: b
     task.load_data()
     group.agree(lambda: _cancel_point(None, cancel, run, "data"), everyone=False)
     task.build_model(saved.get("labels") if saved is not None else None)
+    if cfg.activation_checkpointing:
+        task.set_activation_checkpointing(True)  # one sentence where the task's models cannot
     load_seconds = time.monotonic() - t_load  # reading the data and building the model, part of the wall time
     trainer = Trainer(task, run, on_progress, on_epoch, cancel, group)
     if max_minutes is not None:

@@ -119,6 +119,14 @@ class TaskRun(abc.ABC):
     def parameter_counts(self) -> dict[str, int]:
         return count_parameters(self.model)
 
+    def set_activation_checkpointing(self, on: bool) -> None:
+        """Recompute the model's layers in the backward pass instead of keeping their activations (the
+        ``activation_checkpointing`` setting). A task whose models support it overrides this; here it is one
+        sentence."""
+        if on:
+            raise BadSettingError(f"Activation checkpointing is not available for {self.cfg.model} "
+                                  f"({self.task} task); leave it off.")
+
     def _finish_model(self, model: nn.Module) -> nn.Module:
         apply_strategy(model, self.cfg.strategy)
         self.model = model.to(self.device)

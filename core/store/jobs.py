@@ -220,12 +220,18 @@ class JobQueue:
             log.warning("job %s is not saved for a restart: %s", job.id, err)
 
     def _forget(self, job: Job) -> None:
+        """Remove the job's file (call with the lock held), and the folder once it is empty, so that a run store
+        with nothing waiting holds run folders only."""
         path = self._files.pop(job.id, None)
         if path is not None:
             try:
                 path.unlink(missing_ok=True)
             except OSError as err:
                 log.warning("job %s: its queue file could not be removed: %s", job.id, err)
+            try:
+                path.parent.rmdir()  # only when empty (else OSError: another job still waits)
+            except OSError:
+                pass
 
     def restore_queued(self) -> list[Job]:
         """Put back the jobs that were waiting (or had not made a run folder yet) when the previous server
@@ -388,7 +394,8 @@ class JobQueue:
                                                            "server log and the last checkpoint is kept.")
             finally:
                 self._update(job, finished=time.time())
-                self._forget(job)
+                with self._lock:
+                    self._forget(job)
 
     def _run(self, job: Job) -> None:
         from core.engine.fit import train

@@ -158,6 +158,12 @@ class QATask(TaskRun):
             model.train_rows_only(split.windows["input_ids"][split.windows["attention_mask"].bool()])
         return model
 
+    def set_activation_checkpointing(self, on: bool) -> None:
+        """The encoder keeps only each layer's input in a training forward and recomputes the layer in the
+        backward pass (QAModel.set_activation_checkpointing): the same gradients, dropout draws included, for one
+        more forward pass of compute and one layer's activations instead of all of them."""
+        self.model.set_activation_checkpointing(on)
+
     def _trains_used_rows_only(self) -> bool:
         """Whether the word embeddings train only the rows the training windows use (TrainedRowsEmbedding): when
         the strategy trains the table, the train split is loaded (a training run, not a reopened one) and there is

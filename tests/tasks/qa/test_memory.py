@@ -4,6 +4,7 @@ encoders; no memory figures are asserted (the README gives the measured ones).""
 from __future__ import annotations
 
 import dataclasses
+import json
 from unittest import mock
 
 import pytest
@@ -13,7 +14,7 @@ from torch import nn
 from core import registry
 from core.config import TrainConfig
 from core.engine.fit import make_optimizer
-from core.errors import RunNotFoundError
+from core.errors import BadSettingError, RunNotFoundError
 from core.freezing import apply_strategy, trainable_parameters
 from core.registry import BuildRequest
 from core.tasks.qa import models as M
@@ -207,3 +208,23 @@ def test_saved_trained_rows_are_put_back_when_reopening():
     other[key.replace("trained_ids", "trained_rows")] = saved[key.replace("trained_ids", "trained_rows")][:-1]
     with pytest.raises(RunNotFoundError, match="training data changed"):
         task.load_state(other)
+
+
+def test_the_activation_checkpointing_setting_reaches_the_encoder_and_other_tasks_refuse_it(data_dir, runs_root):
+    """``activation_checkpointing`` (``--activation-checkpointing``): the QA task turns it on in its encoder (the
+    same gradients: test_activation_checkpointing_gives_the_same_loss_and_gradients); a task whose models have
+    no such switch refuses it in one sentence at the start of the run, and the run says so."""
+    from core.engine.fit import train
+
+    task = qa_task()
+    assert not task.model.activation_checkpointing
+    task.set_activation_checkpointing(True)
+    assert task.model.activation_checkpointing
+    with pytest.raises(BadSettingError, match="must be true or false"):
+        TrainConfig(task="qa", model="e5_small", strategy="full", activation_checkpointing="yes").validate()
+    cfg = TrainConfig(task="images", model="mlp", strategy="scratch", epochs=1, train_limit=20, eval_limit=10,
+                      device="cpu", data_dir=str(data_dir), activation_checkpointing=True)
+    with pytest.raises(BadSettingError, match="Activation checkpointing is not available for mlp"):
+        train(cfg, runs_root=str(runs_root))
+    (run,) = runs_root.iterdir()
+    assert "Activation checkpointing is not available" in json.loads((run / "status.json").read_text())["message"]
