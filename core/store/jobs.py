@@ -43,6 +43,7 @@ import secrets
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from core.config import TrainConfig
 from core.errors import BadSettingError, CancelledError, TransferLabError
@@ -155,7 +156,7 @@ class JobQueue:
                  workers: int | None = None, persist: bool = True):
         self.runs_root = runs_root
         self.persist = persist  # write waiting jobs to <run store>/.queue/ so that a restart can restore them
-        self._files: dict[str, object] = {}  # job id -> its file in .queue/ (the store as it was when queued)
+        self._files: dict[str, Path] = {}  # job id -> its file in .queue/ (the store as it was when queued)
         self.slice_minutes = slice_minutes  # ZeroGPU: longest single GPU call; None = no slicing
         # ZeroGPU grants each call a GPU of its own (_zerogpu_call): what this process sees is not the queue's to pin
         self.gpus = 0 if _on_zerogpu() else visible_gpus()
@@ -268,6 +269,10 @@ class JobQueue:
                 continue
             log.info("restoring queued job %s", job.id)
             restored.append(self._enqueue(job))
+        try:
+            folder.rmdir()  # every entry was dropped: a store with nothing waiting holds run folders only
+        except OSError:
+            pass  # jobs wait in it
         return restored
 
     def _job_from_entry(self, entry: dict) -> Job | None:

@@ -12,7 +12,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from core.errors import BadSettingError
-from core.lazy import ensure_transformers
 from core.registry import BuildRequest, ModelSpec
 from core.tasks.qa import models
 from core.tasks.qa.models import HEAD_DROPOUT, QAArch
@@ -162,7 +161,7 @@ class QAModel(nn.Module):
         return self.encoder.encoder.layer
 
     def _layer_mask(self, states: torch.Tensor, attention_mask: torch.Tensor):
-        ensure_transformers()  # core/lazy.py: a thread-safe first import
+        # a forward: transformers was imported (ensure_transformers) when the encoder was built
         from transformers.masking_utils import create_bidirectional_mask
 
         # The same mask the encoder's own forward builds for its layers (eager, sdpa, ...).
