@@ -156,7 +156,7 @@ def load_cifar10(split: str, data_dir: str | os.PathLike | None = None) -> Image
         images, labels, ids = found
     else:
         images, labels, ids = _decode_cifar_archive(archive)
-        _write_cifar_cache(cached, images, labels, ids)
+        _write_npz_atomic(cached, images=images, labels=labels, ids=np.array(ids))
     return ImageSplit(torch.from_numpy(images), torch.from_numpy(labels).long(), CIFAR10_CLASSES, ids,
                       f"local:{archive}")
 
@@ -171,10 +171,6 @@ def _read_cifar_cache(cached: Path) -> tuple[np.ndarray, np.ndarray, list[str]] 
             return z["images"], z["labels"], [str(s) for s in z["ids"]]
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
         return None
-
-
-def _write_cifar_cache(cached: Path, images: np.ndarray, labels: np.ndarray, ids: list[str]) -> None:
-    _write_npz_atomic(cached, images=images, labels=labels, ids=np.array(ids))
 
 
 def _write_npz_atomic(cached: Path, **arrays: np.ndarray) -> None:
@@ -385,15 +381,17 @@ def first_test_image_per_class(data_dir: str | os.PathLike | None = None,
     root = resolve_data_dir(data_dir)
     firsts = _cifar_firsts(root) if (root / "cifar10").is_dir() else None
     if firsts is None:
-        split, _ = _test_split_index(str(root))
-        firsts = _firsts_of(split.classes, split.labels.numpy(), split.images.numpy())
+        firsts = _firsts_of(root)
     return [(name, firsts[name]) for name in classes or tuple(firsts) if name in firsts]
 
 
-def _firsts_of(classes: tuple[str, ...], labels: np.ndarray, images: np.ndarray) -> dict[str, np.ndarray]:
-    """{class: its first image (H, W, 3)} in class order, for the classes that have an image."""
+def _firsts_of(root: Path) -> dict[str, np.ndarray]:
+    """{class: its first test image (H, W, 3)} in class order, for the classes that have one, from the decoded
+    test split (decoded once per data folder)."""
+    split, _ = _test_split_index(str(root))
+    labels, images = split.labels.numpy(), split.images.numpy()
     out = {}
-    for c, name in enumerate(classes):
+    for c, name in enumerate(split.classes):
         hits = np.flatnonzero(labels == c)
         if len(hits):
             out[name] = np.ascontiguousarray(images[int(hits[0])].transpose(1, 2, 0))
@@ -411,8 +409,7 @@ def _cifar_firsts(root: Path) -> dict[str, np.ndarray]:
                 return dict(zip(names, images))
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # unreadable (a truncated file): made again below
-    split, _ = _test_split_index(str(root))
-    firsts = _firsts_of(split.classes, split.labels.numpy(), split.images.numpy())
+    firsts = _firsts_of(root)
     _write_npz_atomic(cached, classes=np.array(list(firsts)), images=np.stack(list(firsts.values())))
     return firsts
 
