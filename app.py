@@ -10,8 +10,12 @@ loaded in the background (demo/warmup.py), so the first question of a class does
 import logging
 import os
 
-from demo import build_app
-from demo.app import launch_kwargs
+from core.engine.runtime import tune_cpu_allocator
+
+tune_cpu_allocator()  # before any thread starts: the training worker then shares the main heap (runtime.py)
+
+from demo import build_app  # noqa: E402
+from demo.app import launch_kwargs  # noqa: E402
 
 demo = build_app()
 

@@ -396,12 +396,9 @@ def _add_train_setting_flags(parser: argparse.ArgumentParser) -> None:
         help_text = _TRAIN_HELP.get(f.name) or f.name.replace("_", " ")
         if f.default is not MISSING and f.default is not None and kind is not bool:
             help_text += f" (default: {f.default})"
-        if kind is bool:
-            if f.default is True:
-                group.add_argument("--no-" + f.name.replace("_", "-"), dest=f.name, action="store_false",
-                                   default=None, help=help_text)
-            else:
-                group.add_argument(flag, dest=f.name, action="store_true", default=None, help=help_text)
+        if kind is bool:  # --x and --no-x, as a preset may turn on what the defaults leave off
+            group.add_argument(flag, dest=f.name, action=argparse.BooleanOptionalAction, default=None,
+                               help=help_text + f" (default: {'on' if f.default else 'off'})")
         elif f.name in choices:
             group.add_argument(flag, dest=f.name, choices=list(choices[f.name]), default=None, help=help_text)
         elif kind in (int, float, str):

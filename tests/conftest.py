@@ -25,6 +25,19 @@ TINY_TWEET_RUN = dict(task="tweets", model="minilm", strategy="feature_extractio
                       eval_limit=20, batch_size=20, weights="offline", device="cpu")
 
 
+CHROMIUM = Path("/usr/bin/chromium")
+
+
+def require_browser() -> None:
+    """Skip the calling test module unless Debian's Chromium and Playwright are here. The browser test modules
+    call it before they import tests/demo/test_browser.py's fixtures: a module that skipped itself while being
+    imported leaves only a part of its names behind, and the importer would fail instead of skipping."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"{CHROMIUM} not found: the browser tests drive Debian's Chromium (make browser, as root)",
+                    allow_module_level=True)
+    pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -r requirements-dev.txt)")
+
+
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     if not (DATA / "cifar10").is_dir():

@@ -31,8 +31,8 @@ def test_every_trainconfig_field_has_one_flag_with_help():
     assert set(cli._NOT_TRAIN_FLAGS) == {"preset"} and "preset" in actions  # --preset is hand-written
     for f in SETTINGS:
         action = actions[f.name]
-        expected = "--no-" + f.name.replace("_", "-") if f.default is True else flag(f.name)
-        assert action.option_strings == [expected], f.name
+        on_off = [flag(f.name), "--no-" + f.name.replace("_", "-")]  # a preset may turn on what is off by default
+        assert action.option_strings == (on_off if isinstance(f.default, bool) else [flag(f.name)]), f.name
         assert action.default is None, f.name  # "not given", for compose_settings
         assert cli._TRAIN_HELP.get(f.name) and action.help, f.name
     assert set(cli._TRAIN_HELP) == {f.name for f in SETTINGS}  # no help for a field that is gone
@@ -55,6 +55,12 @@ def test_no_feature_cache_and_no_hflip_map_to_false():
     assert args.feature_cache is False and args.hflip is False
     cfg = cli._config_from_args(parse("train", "--task", "images", "--model", "mlp", "--no-hflip"))
     assert (cfg.hflip, cfg.feature_cache) == (False, True)
+
+
+def test_a_flag_turns_off_what_a_preset_turns_on():
+    assert cli._config_from_args(parse("train", "--preset", "qa-e5-small")).activation_checkpointing is True
+    off = cli._config_from_args(parse("train", "--preset", "qa-e5-small", "--no-activation-checkpointing"))
+    assert off.activation_checkpointing is False and off.model == "e5_small"
 
 
 def test_choices_come_from_one_place_and_unknown_values_are_rejected(capsys):
@@ -90,7 +96,9 @@ def test_train_help_lists_every_flag(capsys):
     out = capsys.readouterr().out
     assert err.value.code == 0
     for f in SETTINGS:
-        assert ("--no-" + f.name.replace("_", "-") if f.default is True else flag(f.name)) in out, f.name
+        assert flag(f.name) in out, f.name
+        if isinstance(f.default, bool):
+            assert "--no-" + f.name.replace("_", "-") in out, f.name
     for extra in ("--preset", "--resume", "--runs-dir"):
         assert extra in out
 

@@ -36,8 +36,8 @@ def test_the_plan_takes_the_packaged_models_offline_and_says_why(data_dir, runs_
         ("qa", "e5_small", "full", False, "start")]
     qa = parts[2].cfg
     assert (qa.train_limit, qa.eval_limit, qa.epochs) == (2000, 500, 1)
-    assert (qa.preset, qa.optimizer, qa.lr, qa.batch_size, qa.micro_batch, qa.max_length) == (
-        "qa-e5-small", "adamw", 1e-4, 16, 4, 384)  # the preset's settings
+    assert (qa.preset, qa.optimizer, qa.lr, qa.batch_size, qa.micro_batch, qa.activation_checkpointing,
+            qa.max_length) == ("qa-e5-small", "adamw", 1e-4, 16, 0, True, 384)  # the preset's settings
     assert all("real pretrained weights here, offline" in p.why for p in parts)
     assert starter.tasks_without_a_completed_run(str(runs_root)) == ["images", "tweets", "qa"]
 

@@ -44,7 +44,7 @@ from core.engine import distributed
 from core.engine.checkpoint import optimizer_from_safe, optimizer_to_safe
 from core.engine.distributed import FollowerRun, Group
 from core.engine.interactive import yield_to_requests
-from core.engine.runtime import tune_cpu_allocator
+from core.engine.runtime import large_blocks_released, tune_cpu_allocator
 from core.engine.task import TaskRun
 from core.errors import BadSettingError, CancelledError, OutOfMemoryError, TransferLabError
 from core.freezing import set_train_mode, trainable_parameters
@@ -542,7 +542,8 @@ def train(cfg: TrainConfig | None = None, *, resume: str | None = None, runs_roo
     run.set_status("running", f"Preparing {cfg.model} ({cfg.strategy}): loading the data.")
     together = False  # every process ended at the same point: they leave the group together
     try:
-        with heartbeat(run) if group.main else contextlib.nullcontext():
+        with heartbeat(run) if group.main else contextlib.nullcontext(), \
+                large_blocks_released(cfg.activation_checkpointing):  # runtime.py: recomputed layers fragment the heap
             done = _train_in(run, cfg, saved if resume is not None else None, from_checkpoint, on_progress,
                              on_epoch, cancel, max_minutes, group)
         together = True

@@ -22,14 +22,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import launched
+from tests.conftest import CHROMIUM, launched, require_browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-if not CHROMIUM.is_file():
-    pytest.skip(f"{CHROMIUM} not found: the browser tests drive Debian's Chromium (apt-get install chromium)",
-                allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="playwright is not installed (pip install -r requirements-dev.txt)")
+require_browser()
+sync_api = pytest.importorskip("playwright.sync_api")
 gr = pytest.importorskip("gradio")
 expect, PlaywrightTimeout = sync_api.expect, sync_api.TimeoutError
 

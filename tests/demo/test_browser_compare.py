@@ -15,6 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import require_browser
+
+require_browser()
+
 from tests.demo.test_browser import browser, choose, expect, open_tab, page, screenshot, server  # noqa: F401
 
 from core.weights import hub_available  # noqa: E402

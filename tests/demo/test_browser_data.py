@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import launched
+from tests.conftest import launched, require_browser
+
+require_browser()
 
 from tests.demo.test_browser import browser, expect, open_tab, page, record_events, screenshot  # noqa: F401
 

@@ -23,7 +23,10 @@ import shutil
 import pytest
 from PIL import Image
 
-from tests.conftest import launched
+from tests.conftest import launched, require_browser
+
+require_browser()
+
 from tests.demo.test_browser import (  # noqa: F401  (browser is a fixture)
     MAIN_CONTROL, MAX_SCREENSHOT_BYTES, SCREENSHOTS, STEP_MS, TABS, browser, expect)
 

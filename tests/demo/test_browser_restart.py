@@ -16,7 +16,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from tests.conftest import launched
+from tests.conftest import launched, require_browser
+
+require_browser()
+
 from tests.demo.test_browser import (FINETUNE, MODEL_MS, STEP_MS, VIEWPORT, browser, choose,  # noqa: F401
                                      expect, open_tab)
 

@@ -80,6 +80,8 @@ def test_the_estimate_grows_with_the_run_and_includes_the_cache_pass(data_dir):
     assert uncached.cache_examples == 0 and "caching" not in uncached.text()
     assert est.text() == ("about 55 s (41 s – 1 min 23 s): caching 2,400 frozen features ≈ 48 s, then 3 epochs × "
                           "< 1 s, test < 1 s")
+    recomputed = estimate.estimate_run(TrainConfig(**{**base.to_json(), "activation_checkpointing": True}), PROBE)
+    assert recomputed.epoch_seconds == pytest.approx(900 * 0.001 * 4 / 3 + 100 * 0.0005)  # one more forward
 
 
 def test_a_long_or_untrained_run_asks_first_and_a_confirmed_one_starts(store):

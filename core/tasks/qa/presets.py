@@ -28,12 +28,12 @@ PRESETS: dict[str, Preset] = {
     "qa-xlmr-base": Preset(dict(_R1, model="xlmr_base"), "paper", (
         Reference("paper", "squad_exact", 0.748, "PQuAD paper, XLM-R large (this preset trains XLM-R base)"),
         Reference("paper", "squad_f1", 0.876, "PQuAD paper, XLM-R large (this preset trains XLM-R base)"))),
-    # Offline Persian QA on this project's 2-core CPU (README, "Persian QA"): not a course experiment. Batches of
-    # 16 run as micro-batches of 4 (the same update, a quarter of the activation memory); with no weight decay
-    # only the word-embedding rows the training windows use train (core/tasks/qa/task.py), which is the same
-    # training without the 250k-row gradient and AdamW state.
+    # Offline Persian QA on this project's 2-core CPU (README, "Persian QA"): not a course experiment. Whole
+    # batches of 16 with activation checkpointing (each encoder layer recomputed in the backward pass: the same
+    # update in about 4 GB instead of 11); with no weight decay only the word-embedding rows the training windows
+    # use train (core/tasks/qa/task.py), which is the same training without the 250k-row gradient and AdamW state.
     "qa-e5-small": Preset(dict(task=NAME, model="e5_small", strategy="full", optimizer="adamw", lr=1e-4,
-                               batch_size=16, micro_batch=4, scheduler="none", epochs=1, max_length=384,
-                               doc_stride=128), "project",
+                               batch_size=16, activation_checkpointing=True, scheduler="none", epochs=1,
+                               max_length=384, doc_stride=128), "project",
                           (), "This project's offline set-up (the packaged 4-bit e5-small); the course did not run it."),
 }
