@@ -46,7 +46,7 @@ STARTER_TRAINING: dict[str, dict] = {
     "tweets": dict(model="minilm_bigru", strategy="feature_extraction", train_limit=1000, eval_limit=500,
                    epochs=2),
     # The qa-e5-small preset (AdamW 1e-4, batches of 16 with activation checkpointing, windows of 384) on 2,000
-    # questions: about 10 minutes here. Fewer questions do not pay: 600 for 1 epoch scored exactly the always-"no
+    # questions: 10-17 minutes here (README). Fewer questions do not pay: 600 for 1 epoch scored exactly the always-"no
     # answer" baseline (F1 0.240 on 200 test questions), a run that had learnt nothing to show.
     "qa": dict(model="e5_small", preset="qa-e5-small", train_limit=2000, eval_limit=500, epochs=1),
 }
