@@ -43,14 +43,18 @@ def test_released_while_any_user_is_inside_and_raised_again_after_the_last():
     assert runtime.mmap_threshold() == runtime._ONE_GIB
 
 
-_MAPPED_CHILD = """
-import ctypes
+# Both children start as the app does (tune_cpu_allocator first), then call glibc directly.
+_CHILD_PRELUDE = """
+import ctypes, threading
 from core.engine import runtime
 runtime.tune_cpu_allocator()
 libc = ctypes.CDLL("libc.so.6")
+libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, (ctypes.c_size_t,), (ctypes.c_void_p,)
+"""
+
+_MAPPED_CHILD = _CHILD_PRELUDE + """
 fields = "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()
 libc.mallinfo2.restype = type("MallInfo2", (ctypes.Structure,), {"_fields_": [(f, ctypes.c_size_t) for f in fields]})
-libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, (ctypes.c_size_t,), (ctypes.c_void_p,)
 
 
 def mapped_by(size):  # bytes glibc holds in mapped blocks while one malloc(size) block is live, less before it
@@ -111,12 +115,7 @@ def test_a_run_trains_with_the_threshold_its_setting_asks_for(checkpointing, dat
     assert runtime.mmap_threshold() == runtime._ONE_GIB
 
 
-_THREAD_CHILD = """
-import ctypes, threading
-from core.engine import runtime
-runtime.tune_cpu_allocator()
-libc = ctypes.CDLL("libc.so.6")
-libc.malloc.restype, libc.malloc.argtypes, libc.free.argtypes = ctypes.c_void_p, (ctypes.c_size_t,), (ctypes.c_void_p,)
+_THREAD_CHILD = _CHILD_PRELUDE + """
 
 def worker():
     block = libc.malloc(8 << 20)
